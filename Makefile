@@ -1,0 +1,49 @@
+# Laowu — the two commands (run, test) and a few more. Everything installs itself.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test install lint format typecheck bench clean demo-db
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## make run: install, migrate, load the region tree and demo data, serve on http://127.0.0.1:8000
+run: install
+	$(BIN)/laowu db upgrade
+	$(BIN)/laowu regions load
+	$(BIN)/laowu demo
+	$(BIN)/laowu serve --host $(HOST) --port $(PORT)
+
+## make test: install with test extras and run the whole suite (PostgreSQL too when
+## LAOWU_TEST_DATABASE_URL is set; browser tests when Chromium is installed)
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: install
+	$(BIN)/mypy
+
+bench: install
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,35 @@
+"""Brokers (劳务经纪人). Minimal for now: who is active in which village.
+
+The brokers issue extends this table with applications, certification and status
+history; coverage already counts ``status == active`` here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Index
+from sqlmodel import Field, SQLModel
+
+from marketplace.clock import utcnow
+from marketplace.db import UTCDateTime
+
+
+class BrokerStatus(StrEnum):
+    active = "active"
+    suspended = "suspended"
+    retired = "retired"
+    eliminated = "eliminated"
+
+
+class Broker(SQLModel, table=True):
+    __tablename__ = "broker"
+    __table_args__ = (Index("ix_broker_village_status", "village_code", "status"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int | None = Field(default=None, foreign_key="user_account.id", unique=True)
+    name: str = Field(max_length=64)
+    village_code: str = Field(foreign_key="region.code", max_length=12)
+    status: str = Field(default=BrokerStatus.active, max_length=16)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -1,0 +1,64 @@
+"""Encryption of personal and secret data at rest (AES-GCM) and keyed lookup hashes.
+
+The data key (``LAOWU_DATA_KEY``) is 32 random bytes in base64url. Ciphertexts
+carry a key id so keys can be rotated: old rows stay readable while being
+re-encrypted under the new key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+import secrets
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+KEY_BYTES = 32
+NONCE_BYTES = 12
+
+
+def new_data_key() -> str:
+    return base64.urlsafe_b64encode(secrets.token_bytes(KEY_BYTES)).decode().rstrip("=")
+
+
+def decode_key(text: str) -> bytes:
+    padded = text.strip() + "=" * (-len(text.strip()) % 4)
+    try:
+        key = base64.urlsafe_b64decode(padded)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("LAOWU_DATA_KEY is not base64url") from exc
+    if len(key) != KEY_BYTES:
+        raise ValueError(f"LAOWU_DATA_KEY must decode to {KEY_BYTES} bytes, got {len(key)}")
+    return key
+
+
+def key_id(key: bytes) -> str:
+    return hashlib.sha256(b"laowu-key-id|" + key).hexdigest()[:8]
+
+
+class DataCipher:
+    def __init__(self, key: bytes, *, old_keys: tuple[bytes, ...] = ()) -> None:
+        self._key = key
+        self._kid = key_id(key)
+        self._keys = {key_id(k): k for k in (key, *old_keys)}
+        self._hmac_key = hashlib.sha256(b"laowu-lookup|" + key).digest()
+
+    def encrypt(self, plaintext: str, *, context: str = "") -> str:
+        nonce = os.urandom(NONCE_BYTES)
+        sealed = AESGCM(self._key).encrypt(nonce, plaintext.encode(), context.encode())
+        return f"{self._kid}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
+
+    def decrypt(self, token: str, *, context: str = "") -> str:
+        kid, _, body = token.partition(":")
+        key = self._keys.get(kid)
+        if key is None:
+            raise ValueError("ciphertext was made with an unknown key")
+        raw = base64.urlsafe_b64decode(body)
+        return AESGCM(key).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], context.encode()).decode()
+
+    def lookup_hash(self, value: str) -> str:
+        """A keyed hash for equality lookups and de-duplication without plaintext."""
+        return hmac.new(self._hmac_key, value.encode(), hashlib.sha256).hexdigest()

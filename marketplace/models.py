@@ -1,0 +1,20 @@
+"""Imports every table module so ``SQLModel.metadata`` knows the whole schema."""
+
+from marketplace.accounts.models import AuthSession, User
+from marketplace.audit.models import AuditEntry, AuditHead
+from marketplace.brokers.models import Broker
+from marketplace.events import OutboxDelivery, OutboxEvent
+from marketplace.notifications.models import Notification
+from marketplace.regions.models import Region
+
+__all__ = [
+    "AuditEntry",
+    "AuditHead",
+    "AuthSession",
+    "Broker",
+    "Notification",
+    "OutboxDelivery",
+    "OutboxEvent",
+    "Region",
+    "User",
+]

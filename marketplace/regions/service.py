@@ -1,0 +1,221 @@
+"""What can be done with regions: load the tree, read it, set populations, coverage."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from marketplace import audit
+from marketplace.access import Actor, require
+from marketplace.brokers.models import Broker, BrokerStatus
+from marketplace.clock import utcnow
+from marketplace.errors import Invalid, NotFound
+from marketplace.events import emit
+from marketplace.regions.models import (
+    CODE_LENGTH,
+    Coverage,
+    Region,
+    RegionLevel,
+    RegionPublic,
+)
+from marketplace.regions.rules import RollUp, Tally, VillageFacts, required_brokers
+
+LEVEL_ORDER = [RegionLevel.city, RegionLevel.district, RegionLevel.township, RegionLevel.village]
+CHILD_LEVEL = dict(itertools.pairwise(LEVEL_ORDER))
+_PREFIXES = tuple(CODE_LENGTH[level] for level in LEVEL_ORDER)
+
+
+def bundled_csv() -> Path:
+    return Path(str(resources.files("marketplace.regions") / "data" / "chongqing_regions_2023.csv"))
+
+
+@dataclass(frozen=True)
+class RegionRow:
+    code: str
+    name: str
+    level: str
+    parent_code: str | None
+    kind: str | None
+
+
+def read_csv(path: Path) -> Iterator[RegionRow]:
+    """Parse and check the region file; a bad row stops the load before any write."""
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        for number, raw in enumerate(csv.DictReader(handle), start=2):
+            level = (raw.get("level") or "").strip()
+            code = (raw.get("code") or "").strip()
+            if level not in CODE_LENGTH:
+                raise Invalid("level", f"第 {number} 行：未知的层级 {level!r}")
+            if not code.isdigit() or len(code) != CODE_LENGTH[RegionLevel(level)]:
+                raise Invalid("code", f"第 {number} 行：区划代码 {code!r} 与层级 {level} 不符")
+            parent = (raw.get("parent_code") or "").strip() or None
+            if level != RegionLevel.city and (parent is None or not code.startswith(parent)):
+                raise Invalid(
+                    "parent_code", f"第 {number} 行：上级代码 {parent!r} 不是 {code} 的上级"
+                )
+            yield RegionRow(
+                code=code,
+                name=(raw.get("name") or "").strip(),
+                level=level,
+                parent_code=parent,
+                kind=(raw.get("kind") or "").strip() or None,
+            )
+
+
+async def load(*, session: AsyncSession, rows: Iterable[RegionRow]) -> int:
+    """Insert or refresh the tree; populations entered by districts are kept."""
+    ordered = sorted(rows, key=lambda row: (LEVEL_ORDER.index(RegionLevel(row.level)), row.code))
+    values = [row.__dict__ for row in ordered]
+    if not values:
+        return 0
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(Region)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["code"],
+        set_={
+            "name": stmt.excluded.name,
+            "level": stmt.excluded.level,
+            "parent_code": stmt.excluded.parent_code,
+            "kind": stmt.excluded.kind,
+        },
+    )
+    for start in range(0, len(values), 2000):
+        await session.execute(stmt, values[start : start + 2000])
+    return len(values)
+
+
+async def get(*, session: AsyncSession, code: str) -> Region:
+    region = await session.get(Region, code)
+    if region is None:
+        raise NotFound(f"区划 {code} 不存在", field="code")
+    return region
+
+
+async def roll_up(*, session: AsyncSession, prefix: str) -> RollUp:
+    """Tallies for every region inside ``prefix``, from one pass over its villages."""
+    counts_q = (
+        select(Broker.village_code, func.count())
+        .where(col(Broker.status) == BrokerStatus.active)
+        .where(col(Broker.village_code).startswith(prefix))
+        .group_by(Broker.village_code)
+    )
+    active = dict((await session.execute(counts_q)).all())
+    villages_q = select(Region.code, Region.population).where(
+        col(Region.level) == RegionLevel.village, col(Region.code).startswith(prefix)
+    )
+    facts = (
+        VillageFacts(code, population, active.get(code, 0))
+        for code, population in (await session.execute(villages_q)).all()
+    )
+    return RollUp.of(facts, _PREFIXES)
+
+
+def to_public(region: Region, tally: Tally | None) -> RegionPublic:
+    tally = tally or Tally()
+    return RegionPublic(
+        code=region.code,
+        name=region.name,
+        level=region.level,
+        parent_code=region.parent_code,
+        kind=region.kind,
+        population=region.population,
+        required_brokers=(
+            required_brokers(region.population)
+            if region.level == RegionLevel.village
+            else tally.brokers_required
+        ),
+        active_brokers=tally.brokers_active,
+    )
+
+
+async def list_children(
+    *, session: AsyncSession, parent_code: str | None, limit: int, offset: int
+) -> tuple[list[RegionPublic], int]:
+    where = (
+        col(Region.parent_code) == parent_code
+        if parent_code is not None
+        else col(Region.parent_code).is_(None)
+    )
+    if parent_code is not None:
+        await get(session=session, code=parent_code)
+    total = (
+        await session.execute(select(func.count()).select_from(Region).where(where))
+    ).scalar_one()
+    page_q = select(Region).where(where).order_by(col(Region.code)).limit(limit).offset(offset)
+    regions = list((await session.execute(page_q)).scalars())
+    roll = await roll_up(session=session, prefix=parent_code or "")
+    return [to_public(region, roll.tallies.get(region.code)) for region in regions], total
+
+
+async def public(*, session: AsyncSession, code: str) -> RegionPublic:
+    region = await get(session=session, code=code)
+    roll = await roll_up(session=session, prefix=code)
+    return to_public(region, roll.tallies.get(code))
+
+
+async def set_population(
+    *, session: AsyncSession, actor: Actor, code: str, population: int | None
+) -> RegionPublic:
+    region = await get(session=session, code=code)
+    require(actor, "region.set_population", region_code=code)
+    if region.level != RegionLevel.village:
+        raise Invalid("population", "人口只能在村（社区）一级填写，上级按村汇总")
+    if population is not None and population < 0:
+        raise Invalid("population", "人口不能为负数")
+    before = region.population
+    region.population = population
+    region.population_updated_at = utcnow()
+    session.add(region)
+    await session.flush()
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="region.set_population",
+        object_type="region",
+        object_id=code,
+        region_code=code,
+        detail={"before": before, "after": population},
+    )
+    await emit(session, "region.population_changed", {"code": code, "population": population})
+    return await public(session=session, code=code)
+
+
+async def coverage(*, session: AsyncSession, code: str) -> Coverage:
+    region = await get(session=session, code=code)
+    roll = await roll_up(session=session, prefix=code)
+    child_level = CHILD_LEVEL.get(RegionLevel(region.level))
+    children: list[Coverage] = []
+    if child_level is not None:
+        rows = await session.execute(
+            select(Region.code, Region.name, Region.level)
+            .where(col(Region.parent_code) == code)
+            .order_by(col(Region.code))
+        )
+        children = [_coverage(c, n, lv, roll.tallies.get(c)) for c, n, lv in rows.all()]
+    node = _coverage(region.code, region.name, region.level, roll.tallies.get(code))
+    node.children = children
+    return node
+
+
+def _coverage(code: str, name: str, level: str, tally: Tally | None) -> Coverage:
+    tally = tally or Tally()
+    return Coverage(
+        code=code,
+        name=name,
+        level=level,
+        villages=tally.villages,
+        villages_covered=tally.villages_covered,
+        brokers_required=tally.brokers_required,
+        brokers_active=tally.brokers_active,
+        shortfall=tally.shortfall,
+    )

@@ -1,0 +1,1 @@
+"""HTTP edge: app factory, settings, authentication, API, pages and the CLI."""

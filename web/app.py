@@ -1,0 +1,117 @@
+"""The app factory: ``create_app(settings) -> Litestar``. Nothing happens at import."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from litestar import Litestar
+from litestar.config.csrf import CSRFConfig
+from litestar.datastructures import State
+from litestar.openapi import OpenAPIConfig
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
+
+from marketplace.db import create_engine, session_factory
+from marketplace.dispatcher import drain
+from web.api.audit import AuditController
+from web.api.auth import AuthController, MeController
+from web.api.health import healthz, readyz
+from web.api.notifications import NotificationsController
+from web.api.regions import RegionsController
+from web.api.users import UsersController
+from web.auth import AuthMiddleware
+from web.deps import DEPENDENCIES
+from web.errors import EXCEPTION_HANDLERS, audit_refusal
+from web.pages import PAGE_ROUTES
+from web.pages.templating import configure_templates
+from web.security_headers import SecurityHeadersMiddleware
+from web.settings import Settings
+from web.wiring import build_registry
+
+log = logging.getLogger(__name__)
+HERE = Path(__file__).parent
+
+API_ROUTES = [
+    AuthController,
+    MeController,
+    UsersController,
+    RegionsController,
+    AuditController,
+    NotificationsController,
+    healthz,
+    readyz,
+]
+
+
+async def _outbox_loop(app: Litestar, interval: float) -> None:
+    """The embedded default: drain the outbox on a short timer inside the server."""
+    while True:
+        try:
+            await drain(app.state.sessions, app.state.registry)
+        except Exception:  # keep the loop alive; the next tick retries
+            log.exception("outbox drain failed")
+        await asyncio.sleep(interval)
+
+
+def create_app(settings: Settings) -> Litestar:
+    engine = create_engine(settings.db.url, echo=settings.db.echo, pooled=settings.db.pooled)
+    state = State(
+        {
+            "settings": settings,
+            "engine": engine,
+            "sessions": session_factory(engine),
+            "cipher": settings.security.cipher(),
+            "registry": build_registry(),
+        }
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        task = None
+        if settings.outbox_in_process:
+            task = asyncio.create_task(_outbox_loop(app, settings.outbox_interval_seconds))
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await engine.dispose()
+
+    return Litestar(
+        route_handlers=[
+            *API_ROUTES,
+            *PAGE_ROUTES,
+            create_static_files_router(
+                path="/static", directories=[HERE / "static"], name="static"
+            ),
+        ],
+        state=state,
+        dependencies=DEPENDENCIES,
+        exception_handlers=EXCEPTION_HANDLERS,
+        after_exception=[audit_refusal],
+        middleware=[SecurityHeadersMiddleware(), AuthMiddleware()],
+        csrf_config=CSRFConfig(
+            secret=settings.security.secret_key,
+            cookie_name="laowu_csrf",
+            cookie_secure=settings.security.secure_cookies,
+            cookie_samesite="strict",
+            exclude=["^/api/", "^/healthz", "^/readyz", "^/schema"],
+        ),
+        template_config=TemplateConfig(
+            directory=HERE / "templates",
+            engine=JinjaTemplateEngine,
+            engine_callback=configure_templates,
+        ),
+        openapi_config=OpenAPIConfig(
+            title="劳务经纪人服务平台 API", version="1.0.0", path="/schema"
+        ),
+        lifespan=[lifespan],
+        debug=False,
+    )

@@ -1,0 +1,269 @@
+"""The ``laowu`` command. Errors print one clear line and exit non-zero."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import click
+
+from marketplace.access import SYSTEM
+from marketplace.accounts import service as accounts
+from marketplace.accounts.models import UserCreate
+from marketplace.audit import service as audit
+from marketplace.db import create_engine, session_factory, unit_of_work
+from marketplace.errors import DomainError
+from marketplace.regions import service as regions
+from web.settings import Settings, SettingsError, get_settings
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class CliError(click.ClickException):
+    def show(self, file: Any = None) -> None:
+        click.echo(f"错误：{self.message}", err=True)
+
+
+def friendly(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turn expected failures into one line on stderr and exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except DomainError as exc:
+            where = f"（{exc.field}）" if exc.field else ""
+            raise CliError(f"{exc.message}{where}") from exc
+        except SettingsError as exc:
+            raise CliError(f"配置错误：{exc}") from exc
+        except (OSError, ConnectionError) as exc:
+            raise CliError(f"{type(exc).__name__}: {exc}") from exc
+
+    return wrapper
+
+
+def _run(coro_fn: Callable[[Settings], Awaitable[R]]) -> R:
+    return asyncio.run(coro_fn(get_settings()))
+
+
+@click.group()
+def main() -> None:
+    """劳务经纪人服务平台命令行工具。"""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+# --- db ---------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """数据库迁移。"""
+
+
+async def upgrade_database(settings: Settings) -> None:
+    from web.migrate import upgrade
+
+    if settings.db.url.startswith("sqlite"):
+        Path(settings.db.url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(settings.db.url)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+@db.command("upgrade")
+@friendly
+def db_upgrade() -> None:
+    """把数据库迁移到最新版本。"""
+    _run(upgrade_database)
+    click.echo("数据库已是最新版本")
+
+
+# --- regions ----------------------------------------------------------------------
+
+
+@main.group("regions")
+def regions_group() -> None:
+    """区划数据。"""
+
+
+async def load_regions(settings: Settings, path: Path | None = None) -> int:
+    rows = list(regions.read_csv(path or regions.bundled_csv()))
+    engine = create_engine(settings.db.url)
+    try:
+        async with unit_of_work(session_factory(engine)) as session:
+            return await regions.load(session=session, rows=rows)
+    finally:
+        await engine.dispose()
+
+
+@regions_group.command("load")
+@click.option("--file", "path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@friendly
+def regions_load(path: Path | None) -> None:
+    """载入重庆市统计用区划（可重复执行，不会重复或覆盖已填人口）。"""
+    started = time.perf_counter()
+    count = asyncio.run(load_regions(get_settings(), path))
+    click.echo(f"已载入 {count} 个区划，用时 {time.perf_counter() - started:.2f} 秒")
+
+
+# --- users ------------------------------------------------------------------------
+
+
+@main.group()
+def users() -> None:
+    """账号。"""
+
+
+@users.command("create")
+@click.option("--username", required=True)
+@click.option("--role", required=True)
+@click.option("--region", "region_code", required=True, help="管辖区划代码")
+@click.option("--name", "display_name", default=None, help="显示名，默认同用户名")
+@friendly
+def users_create(username: str, role: str, region_code: str, display_name: str | None) -> None:
+    """创建账号；密码从标准输入读取。需要动态验证码的角色会打印一次 otpauth URI。"""
+    if sys.stdin.isatty():
+        password = click.prompt("密码", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    if not password:
+        raise CliError("请从标准输入提供密码")
+
+    async def create(settings: Settings) -> str | None:
+        engine = create_engine(settings.db.url)
+        try:
+            async with unit_of_work(session_factory(engine)) as session:
+                data = UserCreate(
+                    username=username,
+                    display_name=display_name or username,
+                    role=role,
+                    region_code=region_code,
+                    password=password,
+                )
+                _, uri = await accounts.create_user(
+                    session=session, actor=SYSTEM, data=data, cipher=settings.security.cipher()
+                )
+                return uri
+        finally:
+            await engine.dispose()
+
+    try:
+        uri = _run(create)
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        raise CliError(f"输入有误：{exc}") from exc
+    click.echo(f"已创建账号 {username}（{role}，{region_code}）")
+    if uri:
+        click.echo("请在手机验证器中添加（只显示这一次）：")
+        click.echo(uri)
+
+
+# --- audit ------------------------------------------------------------------------
+
+
+@main.group("audit")
+def audit_group() -> None:
+    """审计日志。"""
+
+
+@audit_group.command("verify")
+@friendly
+def audit_verify() -> None:
+    """校验审计日志哈希链，报告第一处断裂。"""
+
+    async def check(settings: Settings) -> audit.VerifyResult:
+        engine = create_engine(settings.db.url)
+        try:
+            async with session_factory(engine)() as session:
+                return await audit.verify(session=session)
+        finally:
+            await engine.dispose()
+
+    result = _run(check)
+    if result.ok:
+        click.echo(f"审计日志完好：已校验 {result.checked} 条")
+        return
+    raise CliError(f"审计日志在第 {result.broken_at} 条断裂：{result.reason}")
+
+
+# --- demo, serve, worker ----------------------------------------------------------
+
+
+@main.command()
+@click.option("--seed", default=20261127, show_default=True)
+@friendly
+def demo(seed: int) -> None:
+    """载入演示数据（可重复执行）并打印演示账号。"""
+    from marketplace.demo import DEMO_PASSWORD, load_demo
+
+    async def run(settings: Settings) -> list[tuple[str, str, str, str | None]]:
+        engine = create_engine(settings.db.url)
+        try:
+            return await load_demo(session_factory(engine), settings.security.cipher(), seed=seed)
+        finally:
+            await engine.dispose()
+
+    logins = _run(run)
+    click.echo(f"演示账号（密码均为 {DEMO_PASSWORD}）：")
+    for username, role, region, totp_secret in logins:
+        extra = f"  动态验证码密钥 {totp_secret}" if totp_secret else ""
+        click.echo(f"  {username:<22} {role:<17} {region}{extra}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int)
+@friendly
+def serve(host: str, port: int, workers: int) -> None:
+    """迁移数据库后启动网页与 API 服务。"""
+    import uvicorn
+
+    _run(upgrade_database)
+    click.echo(f"服务地址 http://{host}:{port}")
+    uvicorn.run(
+        "web.asgi:build",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        proxy_headers=False,
+        access_log=False,
+    )
+
+
+@main.command()
+@click.option("--interval", default=1.0, show_default=True, type=float)
+@click.option("--once", is_flag=True, help="处理完积压事件后退出")
+@friendly
+def worker(interval: float, once: bool) -> None:
+    """单独运行事件分发（outbox）进程。"""
+    from marketplace.dispatcher import drain
+    from web.wiring import build_registry
+
+    async def loop(settings: Settings) -> None:
+        engine = create_engine(settings.db.url)
+        factory = session_factory(engine)
+        registry = build_registry()
+        try:
+            while True:
+                report = await drain(factory, registry)
+                if report.delivered or report.failed:
+                    click.echo(f"已投递 {report.delivered}，失败 {report.failed}")
+                if once:
+                    return
+                await asyncio.sleep(interval)
+        finally:
+            await engine.dispose()
+
+    _run(loop)

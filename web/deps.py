@@ -1,0 +1,83 @@
+"""Dependencies injected into handlers: the unit of work, the caller, paging."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from litestar import Request
+from litestar.di import NamedDependency, Provide
+from litestar.params import QueryParameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from marketplace.access import Actor
+from marketplace.crypto import DataCipher
+from marketplace.db import begin_write
+from web.auth import Principal, principal_of
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def provide_db(request: Request[Any, Any, Any]) -> AsyncGenerator[AsyncSession, None]:
+    """The request's unit of work: commit once if the handler succeeds, else roll back.
+
+    An error that marks ``keep_changes`` (a failed login's counter and audit entry)
+    is committed before it propagates.
+    """
+    async with request.app.state.sessions() as session:
+        if request.method not in SAFE_METHODS:
+            await begin_write(session)
+        try:
+            yield session
+        except Exception as exc:
+            if getattr(exc, "keep_changes", False):
+                await session.commit()
+            else:
+                await session.rollback()
+            raise
+        else:
+            await session.commit()
+
+
+def provide_principal(request: Request[Any, Any, Any]) -> Principal:
+    return principal_of(request)
+
+
+def provide_actor(request: Request[Any, Any, Any]) -> Actor:
+    return principal_of(request).actor
+
+
+def provide_cipher(request: Request[Any, Any, Any]) -> DataCipher:
+    cipher: DataCipher = request.app.state.cipher
+    return cipher
+
+
+@dataclass(frozen=True)
+class Page:
+    limit: int
+    offset: int
+
+
+def provide_page(
+    limit: Annotated[int, QueryParameter(ge=1, le=500, description="每页条数")] = 50,
+    offset: Annotated[int, QueryParameter(ge=0, le=10_000_000, description="跳过条数")] = 0,
+) -> Page:
+    return Page(limit=limit, offset=offset)
+
+
+DEPENDENCIES = {
+    "db": Provide(provide_db),
+    "principal": Provide(provide_principal, sync_to_thread=False),
+    "actor": Provide(provide_actor, sync_to_thread=False),
+    "cipher": Provide(provide_cipher, sync_to_thread=False),
+    "page": Provide(provide_page, sync_to_thread=False),
+}
+
+
+# Handler parameter types: the name picks the dependency, the type is for readers and mypy.
+Db = NamedDependency[AsyncSession]
+CurrentActor = NamedDependency[Actor]
+CurrentPrincipal = NamedDependency[Principal]
+Cipher = NamedDependency[DataCipher]
+Paging = NamedDependency[Page]

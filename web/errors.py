@@ -1,0 +1,182 @@
+"""One place that turns errors into responses: JSON for the API, pages for people.
+
+Every 4xx body says in words what was wrong and, where a field is at fault, which.
+A refused write by a known user is audited in its own transaction (the request's
+own transaction has been rolled back).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import quote
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    PermissionDeniedException,
+    ValidationException,
+)
+from litestar.response import Redirect, Template
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.types import Scope
+
+from marketplace import audit
+from marketplace.db import unit_of_work
+from marketplace.errors import DomainError
+from web.auth import API_PREFIX, Principal
+
+log = logging.getLogger(__name__)
+
+STATUS_WORDS = {
+    400: "请求有误",
+    401: "请先登录",
+    403: "无权进行此操作",
+    404: "未找到",
+    405: "不支持此请求方法",
+    409: "与现有数据冲突",
+    413: "上传内容过大",
+    415: "不支持的内容类型",
+    422: "输入有误",
+    423: "账号已锁定",
+    429: "请求过于频繁，请稍后再试",
+}
+
+
+def _wants_json(request: Request[Any, Any, Any]) -> bool:
+    return request.url.path.startswith(API_PREFIX) or request.url.path in ("/healthz", "/readyz")
+
+
+def _respond(
+    request: Request[Any, Any, Any],
+    status: int,
+    detail: str,
+    field: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Response[Any]:
+    if _wants_json(request):
+        body: dict[str, Any] = {"detail": detail}
+        if field:
+            body["field"] = field
+        if extra:
+            body.update(extra)
+        return Response(body, status_code=status, media_type=MediaType.JSON)
+    if status == 401:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return Redirect(f"/login?next={quote(target)}")
+    return Template(
+        "error.html",
+        context={"status": status, "detail": detail, "field": field},
+        status_code=status,
+    )
+
+
+REFUSALS = {
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    409: "conflict",
+    422: "invalid",
+    423: "locked",
+}
+
+
+async def audit_refusal(exc: Exception, scope: Scope) -> None:
+    """after_exception hook: record a refused write by a known user, in its own
+    transaction (the request's own one has been rolled back)."""
+    principal = scope.get("user")
+    if scope.get("method") in ("GET", "HEAD", "OPTIONS") or not isinstance(principal, Principal):
+        return
+    if isinstance(exc, DomainError):
+        status = exc.status
+    elif isinstance(exc, HTTPException):
+        status = exc.status_code
+    else:
+        status = 500
+    if getattr(exc, "keep_changes", False):
+        return  # already audited by the domain (failed logins)
+    route = scope.get("path_template") or scope.get("path", "")
+    params = scope.get("path_params") or {}
+    object_id = str(next(iter(params.values()))) if params else None
+    try:
+        async with unit_of_work(scope["litestar_app"].state.sessions) as session:
+            await audit.record(
+                session=session,
+                actor=principal.actor,
+                action=f"{scope.get('method')} {route}"[:64],
+                object_type="http",
+                object_id=object_id,
+                region_code=principal.actor.region_code,
+                outcome=REFUSALS.get(status, "error"),
+                detail={"status": status},
+            )
+    except Exception:  # auditing a refusal must never turn it into a 500
+        log.exception("could not audit refused request")
+
+
+def domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
+    return _respond(request, exc.status, exc.message, exc.field)
+
+
+def validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    errors = exc.extra if isinstance(exc.extra, list) else []
+    items = [
+        {"field": str(e.get("key") or e.get("source") or ""), "message": str(e.get("message", ""))}
+        for e in errors
+        if isinstance(e, dict)
+    ]
+    field = items[0]["field"] if items else None
+    if items:
+        detail = "；".join(f"{i['field'] or '请求体'}: {i['message']}" for i in items)
+    else:
+        detail = exc.detail or "输入有误"
+    if detail.startswith("Validation failed") and not items:
+        detail = "输入有误：" + detail
+    return _respond(request, 422, detail, field, {"errors": items})
+
+
+def not_authorized(request: Request[Any, Any, Any], exc: NotAuthorizedException) -> Response[Any]:
+    detail = exc.detail if exc.detail and exc.detail != "Unauthorized" else "请先登录"
+    response = _respond(request, 401, detail)
+    if _wants_json(request):
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+def permission_denied(
+    request: Request[Any, Any, Any], exc: PermissionDeniedException
+) -> Response[Any]:
+    detail = exc.detail
+    if "CSRF" in (detail or ""):
+        detail = "页面已过期或请求来源不明（CSRF 校验失败），请刷新页面后重试"
+    elif not detail or detail == "Forbidden":
+        detail = STATUS_WORDS[403]
+    return _respond(request, 403, detail)
+
+
+def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    status = exc.status_code
+    if status >= 500:
+        log.error("HTTP %s on %s: %s", status, request.url.path, exc.detail)
+        return _respond(request, status, "服务暂时不可用，请稍后再试")
+    detail = exc.detail
+    if not detail or detail.isascii():
+        english = f"（{detail}）" if detail and detail not in STATUS_WORDS.values() else ""
+        detail = STATUS_WORDS.get(status, "请求有误") + english
+    return _respond(request, status, detail)
+
+
+def server_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _respond(request, HTTP_500_INTERNAL_SERVER_ERROR, "服务器内部错误，已记录，请稍后再试")
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    DomainError: domain_error,
+    ValidationException: validation_error,
+    NotAuthorizedException: not_authorized,
+    PermissionDeniedException: permission_denied,
+    HTTPException: http_error,
+    Exception: server_error,
+}

@@ -1,0 +1,37 @@
+"""Jinja2 setup: filters and globals every page uses."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from litestar.plugins.jinja import JinjaTemplateEngine
+
+from marketplace.access import ROLE_LABELS, Role
+from marketplace.clock import local
+
+LEVEL_LABELS = {
+    "city": "市",
+    "district": "区县",
+    "township": "乡镇（街道）",
+    "village": "村（社区）",
+}
+
+
+def local_time(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    return "" if value is None else local(value).strftime(fmt)
+
+
+def role_label(value: str) -> str:
+    try:
+        return ROLE_LABELS[Role(value)]
+    except ValueError:
+        return value
+
+
+def configure_templates(engine: JinjaTemplateEngine) -> None:
+    env: Any = engine.engine
+    env.filters["local_time"] = local_time
+    env.filters["role_label"] = role_label
+    env.globals["LEVEL_LABELS"] = LEVEL_LABELS
+    env.globals["ROLE_LABELS"] = {role.value: label for role, label in ROLE_LABELS.items()}
