@@ -51,8 +51,12 @@ async def load_demo(
         logins.append(
             await _account(session, cipher, "city_admin", Role.city_admin, "50", "市局管理员")
         )
-        logins.append(await _account(session, cipher, "city_finance", Role.finance, "50", "市局财务"))
-        logins.append(await _account(session, cipher, "city_auditor", Role.auditor, "50", "市局审计"))
+        logins.append(
+            await _account(session, cipher, "city_finance", Role.finance, "50", "市局财务")
+        )
+        logins.append(
+            await _account(session, cipher, "city_auditor", Role.auditor, "50", "市局审计")
+        )
         for district in DISTRICTS:
             rng = random.Random(f"{seed}:{district.code}")
             fake = Faker("zh_CN")
@@ -116,7 +120,10 @@ async def _account(
     ).scalar_one_or_none()
     if existing is None:
         data = UserCreate(
-            username=username, display_name=display, role=role, region_code=region,
+            username=username,
+            display_name=display,
+            role=role,
+            region_code=region,
             password=DEMO_PASSWORD,
         )
         existing, _ = await accounts.create_user(
@@ -139,7 +146,7 @@ async def _brokers(
     present = set(
         (
             await session.execute(
-                select(Broker.village_code)
+                select(col(Broker.village_code))
                 .where(col(Broker.village_code).startswith(district.code))
                 .group_by(Broker.village_code)
                 .having(func.count() > 0)

@@ -67,7 +67,7 @@ async def drain(
             ids = list(
                 (
                     await session.execute(
-                        select(OutboxEvent.id)
+                        select(col(OutboxEvent.id))
                         .where(
                             col(OutboxEvent.processed_at).is_(None), col(OutboxEvent.id) > last_id
                         )

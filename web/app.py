@@ -15,6 +15,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
+from litestar.types import ControllerRouterHandler
 
 from marketplace.db import create_engine, session_factory
 from marketplace.dispatcher import drain
@@ -36,7 +37,7 @@ from web.wiring import build_registry
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 
-API_ROUTES = [
+API_ROUTES: list[ControllerRouterHandler] = [
     AuthController,
     MeController,
     UsersController,

@@ -66,7 +66,7 @@ class AuthMiddleware(ASGIMiddleware):
                 async with state.sessions() as session:
                     resolved = await accounts.resolve(session=session, token=token, kind=kind)
             except Unauthenticated as exc:
-                scope["auth_error"] = exc.message
+                scope["auth_error"] = exc.message  # type: ignore[typeddict-unknown-key]
             else:
                 if resolved.needs_touch and resolved.auth.id is not None:
                     async with unit_of_work(state.sessions) as session:

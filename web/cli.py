@@ -7,7 +7,7 @@ import functools
 import logging
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -49,7 +49,7 @@ def friendly(fn: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def _run(coro_fn: Callable[[Settings], Awaitable[R]]) -> R:
+def _run(coro_fn: Callable[[Settings], Coroutine[Any, Any, R]]) -> R:
     return asyncio.run(coro_fn(get_settings()))
 
 

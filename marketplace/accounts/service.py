@@ -108,7 +108,7 @@ async def create_user(
     rules.check_scope(role, data.region_code)
     await _require_region(session, data.region_code)
     rules.check_password(data.password, role)
-    exists = await session.execute(select(User.id).where(col(User.username) == data.username))
+    exists = await session.execute(select(col(User.id)).where(col(User.username) == data.username))
     if exists.first() is not None:
         raise Conflict(f"用户名 {data.username} 已被使用", field="username")
     user = User(

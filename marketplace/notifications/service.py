@@ -25,7 +25,7 @@ async def send(
     if source_event_id is not None:
         existing = (
             await session.execute(
-                select(Notification.id).where(
+                select(col(Notification.id)).where(
                     col(Notification.user_id) == user_id,
                     col(Notification.source_event_id) == source_event_id,
                 )

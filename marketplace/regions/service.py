@@ -104,13 +104,13 @@ async def get(*, session: AsyncSession, code: str) -> Region:
 async def roll_up(*, session: AsyncSession, prefix: str) -> RollUp:
     """Tallies for every region inside ``prefix``, from one pass over its villages."""
     counts_q = (
-        select(Broker.village_code, func.count())
+        select(col(Broker.village_code), func.count())
         .where(col(Broker.status) == BrokerStatus.active)
         .where(col(Broker.village_code).startswith(prefix))
         .group_by(Broker.village_code)
     )
     active = dict((await session.execute(counts_q)).all())
-    villages_q = select(Region.code, Region.population).where(
+    villages_q = select(col(Region.code), col(Region.population)).where(
         col(Region.level) == RegionLevel.village, col(Region.code).startswith(prefix)
     )
     facts = (
@@ -197,7 +197,7 @@ async def coverage(*, session: AsyncSession, code: str) -> Coverage:
     children: list[Coverage] = []
     if child_level is not None:
         rows = await session.execute(
-            select(Region.code, Region.name, Region.level)
+            select(col(Region.code), col(Region.name), col(Region.level))
             .where(col(Region.parent_code) == code)
             .order_by(col(Region.code))
         )
