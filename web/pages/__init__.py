@@ -2,8 +2,12 @@
 
 from litestar.types import ControllerRouterHandler
 
+from web.pages.audit import audit_page, audit_verify
 from web.pages.auth import login_page, login_submit, logout_submit, otp_submit
 from web.pages.home import home
+from web.pages.inbox import inbox_mark_all_read, inbox_mark_read, inbox_page
+from web.pages.regions import region_page, regions_root, set_population, village_row
+from web.pages.users import user_create, user_edit, user_new, user_update, users_page
 
 PAGE_ROUTES: list[ControllerRouterHandler] = [
     login_page,
@@ -11,4 +15,18 @@ PAGE_ROUTES: list[ControllerRouterHandler] = [
     otp_submit,
     logout_submit,
     home,
+    regions_root,
+    region_page,
+    village_row,
+    set_population,
+    users_page,
+    user_new,
+    user_create,
+    user_edit,
+    user_update,
+    audit_page,
+    audit_verify,
+    inbox_page,
+    inbox_mark_read,
+    inbox_mark_all_read,
 ]

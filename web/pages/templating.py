@@ -18,6 +18,19 @@ LEVEL_LABELS = {
 }
 
 
+OUTCOME_LABELS = {
+    "ok": "成功",
+    "failed": "失败",
+    "locked": "已锁定",
+    "unauthenticated": "未登录",
+    "forbidden": "越权被拒",
+    "not_found": "不存在",
+    "conflict": "冲突",
+    "invalid": "输入有误",
+    "error": "出错",
+}
+
+
 def local_time(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
     return "" if value is None else local(value).strftime(fmt)
 
@@ -34,4 +47,5 @@ def configure_templates(engine: JinjaTemplateEngine) -> None:
     env.filters["local_time"] = local_time
     env.filters["role_label"] = role_label
     env.globals["LEVEL_LABELS"] = LEVEL_LABELS
+    env.globals["OUTCOME_LABELS"] = OUTCOME_LABELS
     env.globals["ROLE_LABELS"] = {role.value: label for role, label in ROLE_LABELS.items()}
