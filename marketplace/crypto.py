@@ -12,26 +12,31 @@ import binascii
 import hashlib
 import hmac
 import os
+import re
 import secrets
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+={0,2}")
 
 
 def new_data_key() -> str:
     return base64.urlsafe_b64encode(secrets.token_bytes(KEY_BYTES)).decode().rstrip("=")
 
 
-def decode_key(text: str) -> bytes:
-    padded = text.strip() + "=" * (-len(text.strip()) % 4)
+def decode_key(text: str, *, name: str = "LAOWU_DATA_KEY") -> bytes:
+    """Strict base64url (padding optional) of exactly 32 bytes; the message names ``name``."""
+    stripped = text.strip()
+    if not _BASE64URL.fullmatch(stripped):
+        raise ValueError(f"{name} 不是 base64url 编码（只能含 A-Z a-z 0-9 - _）")
     try:
-        key = base64.urlsafe_b64decode(padded)
+        key = base64.urlsafe_b64decode(stripped + "=" * (-len(stripped) % 4))
     except (binascii.Error, ValueError) as exc:
-        raise ValueError("LAOWU_DATA_KEY is not base64url") from exc
+        raise ValueError(f"{name} 不是有效的 base64url 编码") from exc
     if len(key) != KEY_BYTES:
-        raise ValueError(f"LAOWU_DATA_KEY must decode to {KEY_BYTES} bytes, got {len(key)}")
+        raise ValueError(f"{name} 解码后应为 {KEY_BYTES} 字节，实际为 {len(key)} 字节")
     return key
 
 
