@@ -67,45 +67,73 @@ class Settings:
         return self.env == "production"
 
 
-def _key_file(var_dir: Path, name: str, generate: bool) -> str | None:
-    """Read a key kept in ./var, creating it on first start in development."""
-    path = var_dir / name
-    if path.exists():
-        return path.read_text().strip()
-    if not generate:
-        return None
-    from marketplace.crypto import new_data_key
+MIN_PRODUCTION_SECRET = 32
 
-    var_dir.mkdir(parents=True, exist_ok=True)
-    value = new_data_key()
-    path.write_text(value + "\n")
-    path.chmod(0o600)
+
+def _key_file(var_dir: Path, name: str, variable: str) -> str:
+    """Read a key kept in ./var, creating it (owner-only) on first start outside production."""
+    path = var_dir / name
+    if not path.exists():
+        from marketplace.crypto import new_data_key
+
+        var_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            # O_EXCL: two processes starting at once must not each write their own key.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(new_data_key() + "\n")
+    value = path.read_text().strip()
+    if not value:
+        raise SettingsError(f"{path} 是空文件：请删除它或设置 {variable}")
     return value
+
+
+def _key(source: dict[str, str], variable: str, var_dir: Path, name: str, production: bool) -> str:
+    """From the environment; outside production also from (or into) ``var_dir/name``.
+
+    Production never reads or writes key files: a key generated for a laptop must not
+    silently become the one that protects real people's data.
+    """
+    value = source.get(variable, "").strip()
+    if value:
+        return value
+    if production:
+        raise SettingsError(f"生产环境必须设置 {variable}")
+    return _key_file(var_dir, name, variable)
+
+
+def _check_data_key(value: str, variable: str) -> None:
+    try:
+        decode_key(value, name=variable)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from exc
 
 
 def from_env(env: dict[str, str] | None = None) -> Settings:
     source = dict(os.environ if env is None else env)
     mode = source.get("LAOWU_ENV", "development")
     if mode not in ("development", "production", "test"):
-        raise SettingsError(f"LAOWU_ENV must be development, production or test, not {mode!r}")
+        raise SettingsError(f"LAOWU_ENV 只能是 development、production 或 test，不能是 {mode!r}")
     production = mode == "production"
-    var_dir = Path(source.get("LAOWU_VAR_DIR", str(DEFAULT_VAR)))
-    data_key = source.get("LAOWU_DATA_KEY") or _key_file(var_dir, "data.key", not production)
-    if not data_key:
-        raise SettingsError("LAOWU_DATA_KEY is required in production (32 random bytes, base64url)")
-    try:
-        decode_key(data_key)
-    except ValueError as exc:
-        raise SettingsError(str(exc)) from exc
-    secret_key = source.get("LAOWU_SECRET_KEY") or _key_file(var_dir, "secret.key", not production)
-    if not secret_key:
-        raise SettingsError("LAOWU_SECRET_KEY is required in production")
-    old_keys = tuple(k for k in source.get("LAOWU_OLD_DATA_KEYS", "").split(",") if k.strip())
+    var_dir = Path(source.get("LAOWU_VAR_DIR") or DEFAULT_VAR)
+    data_key = _key(source, "LAOWU_DATA_KEY", var_dir, "data.key", production)
+    _check_data_key(data_key, "LAOWU_DATA_KEY")
+    secret_key = _key(source, "LAOWU_SECRET_KEY", var_dir, "secret.key", production)
+    if production and len(secret_key) < MIN_PRODUCTION_SECRET:
+        raise SettingsError(f"LAOWU_SECRET_KEY 太短：生产环境至少 {MIN_PRODUCTION_SECRET} 个字符")
+    old_keys = tuple(
+        k.strip() for k in source.get("LAOWU_OLD_DATA_KEYS", "").split(",") if k.strip()
+    )
+    for old in old_keys:
+        _check_data_key(old, "LAOWU_OLD_DATA_KEYS")
     default_db = f"sqlite+aiosqlite:///{(var_dir / 'laowu.db').as_posix()}"
     return Settings(
         env=mode,
         db=DatabaseSettings(
-            url=source.get("LAOWU_DATABASE_URL", default_db),
+            url=source.get("LAOWU_DATABASE_URL") or default_db,
             echo=source.get("LAOWU_DB_ECHO", "") == "1",
         ),
         security=SecuritySettings(
@@ -119,11 +147,11 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
             api_key=source.get("LAOWU_SEARCH_API_KEY") or None,
         ),
         stripe=StripeSettings(
-            api_base=source.get("LAOWU_STRIPE_API_BASE", "https://api.stripe.com"),
+            api_base=source.get("LAOWU_STRIPE_API_BASE") or StripeSettings.api_base,
             api_key=source.get("LAOWU_STRIPE_API_KEY") or None,
             webhook_secret=source.get("LAOWU_STRIPE_WEBHOOK_SECRET") or None,
         ),
-        media_dir=Path(source.get("LAOWU_MEDIA_DIR", str(var_dir / "media"))),
+        media_dir=Path(source.get("LAOWU_MEDIA_DIR") or var_dir / "media"),
         var_dir=var_dir,
         outbox_in_process=source.get("LAOWU_OUTBOX_IN_PROCESS", "1") != "0",
     )
