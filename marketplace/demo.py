@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass
 
 from faker import Faker
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
@@ -85,9 +85,10 @@ async def _populations(
         urban = village.kind == "community" or rng.random() < district.urban_share * 0.2
         population = rng.randint(3_000, 14_000) if urban else rng.randint(600, 5_600)
         if village.population != population:
-            await session.execute(
-                update(Region).where(col(Region.code) == village.code).values(population=population)
-            )
+            # Set on the loaded row: an ORM UPDATE per village would re-scan the
+            # identity map each time (quadratic; most of a first ``laowu demo``).
+            village.population = population
+    await session.flush()
 
 
 async def _district_accounts(
