@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import click
+from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from marketplace.access import SYSTEM
 from marketplace.accounts import service as accounts
@@ -43,10 +45,49 @@ def friendly(fn: Callable[P, R]) -> Callable[P, R]:
             raise CliError(f"{exc.message}{where}") from exc
         except SettingsError as exc:
             raise CliError(f"配置错误：{exc}") from exc
+        except ValidationError as exc:
+            raise CliError(f"输入有误：{describe_validation(exc)}") from exc
+        except SQLAlchemyError as exc:
+            raise CliError(f"数据库错误：{_first_line(exc)}") from exc
         except (OSError, ConnectionError) as exc:
-            raise CliError(f"{type(exc).__name__}: {exc}") from exc
+            raise CliError(f"{type(exc).__name__}: {_first_line(exc)}") from exc
 
     return wrapper
+
+
+_OPTION_OF = {
+    "username": "--username",
+    "display_name": "--name",
+    "role": "--role",
+    "region_code": "--region",
+    "password": "密码",
+}
+
+
+def describe_validation(exc: ValidationError) -> str:
+    """Pydantic's report as one Chinese line: ``--username 至少 3 个字符；…``."""
+    parts = []
+    for error in exc.errors():
+        field = ".".join(str(p) for p in error["loc"])
+        ctx = error.get("ctx") or {}
+        kind = error["type"]
+        if kind == "string_too_short":
+            problem = f"至少 {ctx.get('min_length')} 个字符"
+        elif kind == "string_too_long":
+            problem = f"最多 {ctx.get('max_length')} 个字符"
+        elif kind == "string_pattern_mismatch":
+            problem = "只能包含字母、数字、下划线、点和短横线"
+        elif kind == "missing":
+            problem = "必须填写"
+        else:
+            problem = error["msg"]
+        parts.append(f"{_OPTION_OF.get(field, field)} {problem}")
+    return "；".join(parts)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _run(coro_fn: Callable[[Settings], Coroutine[Any, Any, R]]) -> R:
@@ -135,7 +176,7 @@ def users_create(username: str, role: str, region_code: str, display_name: str |
     if sys.stdin.isatty():
         password = click.prompt("密码", hide_input=True, confirmation_prompt=True)
     else:
-        password = sys.stdin.readline().rstrip("\n")
+        password = sys.stdin.readline().rstrip("\r\n")
     if not password:
         raise CliError("请从标准输入提供密码")
 
@@ -157,10 +198,7 @@ def users_create(username: str, role: str, region_code: str, display_name: str |
         finally:
             await engine.dispose()
 
-    try:
-        uri = _run(create)
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        raise CliError(f"输入有误：{exc}") from exc
+    uri = _run(create)
     click.echo(f"已创建账号 {username}（{role}，{region_code}）")
     if uri:
         click.echo("请在手机验证器中添加（只显示这一次）：")
