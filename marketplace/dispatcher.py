@@ -1,12 +1,14 @@
 """Delivering outbox events to handlers: at least once, never lost.
 
-Each (event, handler) pair runs in its own transaction that also writes the
-``done`` delivery row, so a handler whose effects live in the database takes
-effect exactly once; one with outside effects (a search index) must be
-idempotent. A process killed mid-delivery commits nothing, and the next drain
-delivers the event again. Failures are recorded and retried with exponential
-backoff. On PostgreSQL several workers share the outbox via
-``FOR UPDATE SKIP LOCKED``.
+Each event is delivered in one transaction: the event row is locked, every due
+handler runs inside its own savepoint, and a ``done`` or ``failing`` row per
+handler is written beside the handler's own effects. A handler's ``Exception``
+rolls back its savepoint only and is retried later with exponential backoff;
+anything else escaping (cancellation, the process dying) commits nothing, so the
+next drain delivers the event again. Effects in the database therefore happen
+exactly once; a handler with outside effects (a search index) must be idempotent.
+On PostgreSQL several workers share the outbox via ``FOR UPDATE SKIP LOCKED``.
+See docs/outbox.md.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from marketplace.clock import utcnow
 from marketplace.db import unit_of_work
 from marketplace.dispatcher import MAX_BACKOFF, Handler, Registry, backoff, drain
 from marketplace.events import OutboxDelivery, OutboxEvent, emit
+from marketplace.notifications.models import Notification
 
 Sessions = async_sessionmaker[AsyncSession]
 ROOT = Path(__file__).resolve().parents[2]
@@ -191,6 +192,26 @@ async def test_failing_handler_is_retried_with_backoff_without_touching_others(
     assert rows["flaky"].next_attempt_at is None
     assert await _effects(sessions, event_id) == 2
     assert (await _event(sessions, event_id)).processed_at is not None
+
+
+async def test_database_error_in_one_handler_spares_the_others(sessions: Sessions) -> None:
+    """A constraint violation aborts only that handler's savepoint."""
+
+    async def violates(session: AsyncSession, event: OutboxEvent) -> None:
+        await _effect(session, event)
+        session.add(Notification(user_id=987_654, title="nobody", source_event_id=event.id))
+        await session.flush()  # foreign key violation
+
+    registry = Registry()
+    registry.subscribe("thing.happened", "bad", violates)
+    registry.subscribe("thing.happened", "good", _effect)
+    event_id = await _emit(sessions)
+    report = await drain(sessions, registry)
+    assert (report.delivered, report.failed) == (1, 1)
+    rows = await _deliveries(sessions, event_id)
+    assert (rows["bad"].status, rows["good"].status) == ("failing", "done")
+    assert "IntegrityError" in (rows["bad"].last_error or "")
+    assert await _effects(sessions, event_id) == 1
 
 
 async def test_repeated_failures_back_off_further(sessions: Sessions) -> None:
