@@ -45,38 +45,84 @@ class RegionRow:
     level: str
     parent_code: str | None
     kind: str | None
+    line: int = 0  # where it came from, for messages; not stored
+
+    def values(self) -> dict[str, str | None]:
+        return {
+            "code": self.code,
+            "name": self.name,
+            "level": self.level,
+            "parent_code": self.parent_code,
+            "kind": self.kind,
+        }
 
 
 def read_csv(path: Path) -> Iterator[RegionRow]:
     """Parse and check the region file; a bad row stops the load before any write."""
+    seen: set[str] = set()
     with path.open(encoding="utf-8-sig", newline="") as handle:
         for number, raw in enumerate(csv.DictReader(handle), start=2):
-            level = (raw.get("level") or "").strip()
-            code = (raw.get("code") or "").strip()
-            if level not in CODE_LENGTH:
-                raise Invalid("level", f"第 {number} 行：未知的层级 {level!r}")
-            if not code.isdigit() or len(code) != CODE_LENGTH[RegionLevel(level)]:
-                raise Invalid("code", f"第 {number} 行：区划代码 {code!r} 与层级 {level} 不符")
-            parent = (raw.get("parent_code") or "").strip() or None
-            if level != RegionLevel.city and (parent is None or not code.startswith(parent)):
-                raise Invalid(
-                    "parent_code", f"第 {number} 行：上级代码 {parent!r} 不是 {code} 的上级"
-                )
-            yield RegionRow(
-                code=code,
-                name=(raw.get("name") or "").strip(),
-                level=level,
-                parent_code=parent,
-                kind=(raw.get("kind") or "").strip() or None,
+            row = _parse_row(number, raw)
+            if row.code in seen:
+                raise Invalid("code", f"第 {number} 行：区划代码 {row.code} 重复")
+            seen.add(row.code)
+            yield row
+
+
+def _parse_row(number: int, raw: dict[str, str | None]) -> RegionRow:
+    level = (raw.get("level") or "").strip()
+    code = (raw.get("code") or "").strip()
+    name = (raw.get("name") or "").strip()
+    if level not in CODE_LENGTH:
+        raise Invalid("level", f"第 {number} 行：未知的层级 {level!r}")
+    if not code.isdigit() or len(code) != CODE_LENGTH[RegionLevel(level)]:
+        raise Invalid("code", f"第 {number} 行：区划代码 {code!r} 与层级 {level} 不符")
+    if not name or len(name) > 64:
+        raise Invalid("name", f"第 {number} 行：名称不能为空，也不能超过 64 个字")
+    parent = (raw.get("parent_code") or "").strip() or None
+    if level == RegionLevel.city:
+        if parent is not None:
+            raise Invalid("parent_code", f"第 {number} 行：市级区划不应有上级代码")
+    else:
+        parent_level = LEVEL_ORDER[LEVEL_ORDER.index(RegionLevel(level)) - 1]
+        if (
+            parent is None
+            or len(parent) != CODE_LENGTH[parent_level]
+            or not code.startswith(parent)
+        ):
+            raise Invalid(
+                "parent_code", f"第 {number} 行：上级代码 {parent!r} 不是 {code} 的上一级"
             )
+    kind = (raw.get("kind") or "").strip() or None
+    if kind is not None and len(kind) > 16:
+        raise Invalid("kind", f"第 {number} 行：类别 {kind!r} 过长")
+    return RegionRow(code=code, name=name, level=level, parent_code=parent, kind=kind, line=number)
+
+
+async def _check_parents(session: AsyncSession, rows: list[RegionRow]) -> None:
+    """Every parent is in the file or already stored, else nothing is written."""
+    codes = {row.code for row in rows}
+    wanted = {row.parent_code for row in rows if row.parent_code and row.parent_code not in codes}
+    if not wanted:
+        return
+    stored = set(
+        (await session.execute(select(col(Region.code)).where(col(Region.code).in_(wanted))))
+        .scalars()
+        .all()
+    )
+    orphans = [row for row in rows if row.parent_code in wanted - stored]
+    if orphans:
+        first = min(orphans, key=lambda row: row.line)
+        raise Invalid("parent_code", f"第 {first.line} 行：上级代码 {first.parent_code} 不存在")
 
 
 async def load(*, session: AsyncSession, rows: Iterable[RegionRow]) -> int:
     """Insert or refresh the tree; populations entered by districts are kept."""
     ordered = sorted(rows, key=lambda row: (LEVEL_ORDER.index(RegionLevel(row.level)), row.code))
-    values = [row.__dict__ for row in ordered]
-    if not values:
+    if not ordered:
         return 0
+    await _check_parents(session, ordered)
+    values = [row.values() for row in ordered]
     dialect = session.bind.dialect.name if session.bind else "sqlite"
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = insert(Region)
