@@ -101,9 +101,11 @@ async def test_login_page_is_chinese_and_strict(client: Client) -> None:
     response = await client.get("/login")
     assert response.status_code == 200
     assert '<html lang="zh-CN">' in response.text
-    assert "用户名" in response.text and "密码" in response.text
+    assert "用户名" in response.text
+    assert "密码" in response.text
     csp = response.headers["content-security-policy"]
-    assert "script-src 'self'" in csp and "style-src 'self'" in csp
+    assert "script-src 'self'" in csp
+    assert "style-src 'self'" in csp
     assert " style=" not in response.text  # the CSP would block inline styles
     assert "<script>" not in response.text
 
@@ -133,7 +135,8 @@ async def test_broker_home_shows_village(client: Client, make_account) -> None:
     await page_login(client, broker)
     home = await client.get("/")
     assert home.status_code == 200
-    assert "华一坡社区" in home.text and "应配经纪人" in home.text
+    assert "华一坡社区" in home.text
+    assert "应配经纪人" in home.text
     assert "区划与覆盖" not in home.text  # brokers see no coverage menu
     assert (await client.get("/regions", follow_redirects=True)).status_code == 403
 
@@ -142,7 +145,8 @@ async def test_employer_home_says_what_is_coming(client: Client, make_account) -
     employer = await make_account("employer", YUZHONG)
     await page_login(client, employer)
     home = await client.get("/")
-    assert "即将开放" in home.text and "发布用工需求" in home.text
+    assert "即将开放" in home.text
+    assert "发布用工需求" in home.text
 
 
 async def test_district_admin_logs_in_with_totp_and_sees_coverage(
@@ -155,7 +159,8 @@ async def test_district_admin_logs_in_with_totp_and_sees_coverage(
     await _otp_step(client, html, _fresh_code(admin))
     home = await client.get("/")
     assert "渝中区经纪人覆盖情况" in home.text
-    assert 'href="/regions/500103"' in home.text and 'href="/users"' in home.text
+    assert 'href="/regions/500103"' in home.text
+    assert 'href="/users"' in home.text
 
 
 async def test_wrong_totp_code_is_refused(client: Client, make_account) -> None:
@@ -191,7 +196,8 @@ async def test_first_login_enrols_totp_with_qr(client: Client, make_account) -> 
     client.cookies.clear()
     newcomer = Account(user=city.user, username="wuxi_admin", password=PASSWORD, totp_secret=None)
     html = await _password_step(client, newcomer)
-    assert "<svg" in html and "扫描" in html
+    assert "<svg" in html
+    assert "扫描" in html
     secret = re.search(r"<code>([A-Z2-7]+)</code>", html)
     assert secret
     await _otp_step(client, html, pyotp.TOTP(secret.group(1)).now())
@@ -216,16 +222,19 @@ async def test_region_pages_breadcrumb_and_children(client: Client, make_account
     assert root.headers["location"] == f"/regions/{YUZHONG}"
     district = await client.get(f"/regions/{YUZHONG}")
     assert district.status_code == 200
-    assert "重庆市" in district.text and "七星岗街道" in district.text
+    assert "重庆市" in district.text
+    assert "七星岗街道" in district.text
     assert 'href="/regions/50"' not in district.text  # the city is out of this admin's scope
     assert f'href="/regions/{TOWNSHIP}"' in district.text
     township = await client.get(f"/regions/{TOWNSHIP}")
-    assert "华一坡社区" in township.text and "常住人口" in township.text
+    assert "华一坡社区" in township.text
+    assert "常住人口" in township.text
     # 华一坡 has its broker; 临华路 has none and is highlighted.
     assert f'id="row-{VILLAGE}" class=""' in township.text
     assert f'id="row-{OTHER_VILLAGE}" class="short"' in township.text
     village = await client.get(f"/regions/{VILLAGE}")
-    assert "应配经纪人" in village.text and f'href="/regions/{TOWNSHIP}"' in village.text
+    assert "应配经纪人" in village.text
+    assert f'href="/regions/{TOWNSHIP}"' in village.text
 
 
 async def test_region_out_of_scope_is_403(client: Client, make_account) -> None:
@@ -243,7 +252,8 @@ async def test_population_edit_in_scope_with_htmx(client: Client, make_account) 
     page = await client.get(f"/regions/{TOWNSHIP}")
     token = _token(page.text)
     edit = await client.get(f"/regions/{VILLAGE}/row?edit=true", headers=_htmx(token))
-    assert 'name="population"' in edit.text and "<html" not in edit.text
+    assert 'name="population"' in edit.text
+    assert "<html" not in edit.text
     saved = await client.post(
         f"/regions/{VILLAGE}/population", data={"population": "12,345"}, headers=_htmx(token)
     )
@@ -256,7 +266,8 @@ async def test_population_edit_in_scope_with_htmx(client: Client, make_account) 
         f"/regions/{VILLAGE}/population", data={"population": "很多"}, headers=_htmx(token)
     )
     assert bad.status_code == 422
-    assert "整数" in bad.text and 'aria-invalid="true"' in bad.text
+    assert "整数" in bad.text
+    assert 'aria-invalid="true"' in bad.text
     plain = await client.post(
         f"/regions/{VILLAGE}/population",
         data={"population": "", "_csrf_token": token},
@@ -272,7 +283,8 @@ async def test_population_edit_refused_for_officer_and_other_district(
     officer = await make_account("township_officer", TOWNSHIP)
     await page_login(client, officer)
     page = await client.get(f"/regions/{TOWNSHIP}")
-    assert page.status_code == 200 and "修改" not in page.text
+    assert page.status_code == 200
+    assert "修改" not in page.text
     refused = await client.post(
         f"/regions/{VILLAGE}/population",
         data={"population": "10"},
@@ -294,7 +306,8 @@ async def test_user_management(client: Client, make_account) -> None:
     await make_account("broker", "500238001001", username="wuxi_broker")
     await page_login(client, admin)
     listing = await client.get("/users?role=broker")
-    assert "zhang_broker" in listing.text and "wuxi_broker" not in listing.text
+    assert "zhang_broker" in listing.text
+    assert "wuxi_broker" not in listing.text
     token = _token(listing.text)
     form = {
         "username": "li_officer",
@@ -306,12 +319,14 @@ async def test_user_management(client: Client, make_account) -> None:
     }
     weak = await client.post("/users", data=form)
     assert weak.status_code == 422
-    assert 'id="err-password"' in weak.text and "至少 12 个字符" in weak.text
+    assert 'id="err-password"' in weak.text
+    assert "至少 12 个字符" in weak.text
     assert 'value="li_officer"' in weak.text  # the form keeps what was typed
     outside = await client.post(
         "/users", data={**form, "password": PASSWORD, "region_code": "500238001"}
     )
-    assert outside.status_code == 403 and 'id="err-region_code"' in outside.text
+    assert outside.status_code == 403
+    assert 'id="err-region_code"' in outside.text
     created = await client.post(
         "/users", data={**form, "password": PASSWORD}, follow_redirects=False
     )
@@ -332,7 +347,8 @@ async def test_user_management(client: Client, make_account) -> None:
     )
     assert saved.status_code == 303
     after = await client.get(edit_url)
-    assert "已停用" in after.text and "李经办（停用）" in after.text
+    assert "已停用" in after.text
+    assert "李经办（停用）" in after.text
     bad_role = await client.post(
         edit_url,
         data={
@@ -343,7 +359,8 @@ async def test_user_management(client: Client, make_account) -> None:
             "_csrf_token": token,
         },
     )
-    assert bad_role.status_code == 403 and 'id="err-role"' in bad_role.text
+    assert bad_role.status_code == 403
+    assert 'id="err-role"' in bad_role.text
     # The refused edit changed nothing, not even the name.
     assert "李经办（停用）" in (await client.get(edit_url)).text
 
@@ -361,11 +378,13 @@ async def test_audit_view_and_chain_check(client: Client, make_account) -> None:
     await page_login(client, auditor)
     page = await client.get("/audit")
     assert page.status_code == 200
-    assert "user.create" in page.text and "auth.login" in page.text
+    assert "user.create" in page.text
+    assert "auth.login" in page.text
     filtered = await client.get("/audit?action=auth.login")
     assert 'class="mono">user.create<' not in filtered.text
     verify = await client.get("/audit/verify", headers={"HX-Request": "true"})
-    assert "哈希链完整" in verify.text and "<html" not in verify.text
+    assert "哈希链完整" in verify.text
+    assert "<html" not in verify.text
     assert "哈希链完整" in (await client.get("/audit/verify")).text
     admin = await make_account("district_admin", YUZHONG)
     await page_login(client, admin)
@@ -382,12 +401,14 @@ async def test_inbox_mark_read(client: Client, make_account, sessions) -> None:
     assert first is not None
     await page_login(client, broker)
     page = await client.get("/inbox")
-    assert "培训通知" in page.text and "任务提醒" in page.text
+    assert "培训通知" in page.text
+    assert "任务提醒" in page.text
     assert '<span class="badge" id="unread-count">2</span>' in page.text
     token = _token(page.text)
     one = await client.post(f"/inbox/{first.id}/read", headers=_htmx(token))
     assert one.status_code == 200
-    assert "已读" in one.text and 'hx-swap-oob="true">1</span>' in one.text
+    assert "已读" in one.text
+    assert 'hx-swap-oob="true">1</span>' in one.text
     everything = await client.post("/inbox/read-all", headers=_htmx(token))
     assert 'hx-swap-oob="true" hidden>0</span>' in everything.text
     assert 'id="unread-count" hidden' in (await client.get("/")).text
@@ -423,4 +444,5 @@ async def test_staff_home_shows_region_coverage(client: Client, make_account, ro
     account = await make_account(role, region)
     await page_login(client, account)
     home = await client.get("/")
-    assert "经纪人覆盖情况" in home.text and "缺口" in home.text
+    assert "经纪人覆盖情况" in home.text
+    assert "缺口" in home.text

@@ -18,6 +18,15 @@ LEVEL_LABELS = {
 }
 
 
+# The NBS urban/rural kind of a township or village, as people say it.
+KIND_LABELS = {
+    "subdistrict": "街道",
+    "town": "镇",
+    "township": "乡",
+    "community": "社区",
+    "village": "行政村",
+}
+
 OUTCOME_LABELS = {
     "ok": "成功",
     "failed": "失败",
@@ -42,10 +51,16 @@ def role_label(value: str) -> str:
         return value
 
 
+def role_option(value: str) -> tuple[str, str]:
+    return value, role_label(value)
+
+
 def configure_templates(engine: JinjaTemplateEngine) -> None:
     env: Any = engine.engine
     env.filters["local_time"] = local_time
     env.filters["role_label"] = role_label
+    env.filters["role_option"] = role_option
     env.globals["LEVEL_LABELS"] = LEVEL_LABELS
     env.globals["OUTCOME_LABELS"] = OUTCOME_LABELS
+    env.globals["KIND_LABELS"] = KIND_LABELS
     env.globals["ROLE_LABELS"] = {role.value: label for role, label in ROLE_LABELS.items()}
