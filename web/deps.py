@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from litestar import Request
 from litestar.di import NamedDependency, Provide
-from litestar.params import QueryParameter
+from litestar.params import PathParameter, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace.access import Actor
@@ -81,3 +81,6 @@ CurrentActor = NamedDependency[Actor]
 CurrentPrincipal = NamedDependency[Principal]
 Cipher = NamedDependency[DataCipher]
 Paging = NamedDependency[Page]
+# A row id in a path: bounded to the 32-bit integer columns, so an absurd id is a 422
+# and not a database overflow.
+RowId = Annotated[int, PathParameter(ge=1, le=2_147_483_647, description="编号")]

@@ -61,7 +61,10 @@ class UserPublic(SQLModel):
 
 
 class UserCreate(SQLModel):
-    username: str = Field(min_length=3, max_length=64, regex=r"^[A-Za-z0-9_.\-]+$")
+    # SQLModel ignores ``regex=``; pydantic v2 needs the pattern passed through.
+    username: str = Field(
+        min_length=3, max_length=64, schema_extra={"pattern": r"^[A-Za-z0-9_.\-]+$"}
+    )
     display_name: str = Field(min_length=1, max_length=64)
     role: str
     region_code: str

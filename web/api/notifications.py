@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from litestar import Controller, get, post
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromQuery
 from litestar.status_codes import HTTP_200_OK
 from pydantic import BaseModel
 
@@ -11,7 +11,7 @@ from marketplace.notifications import service as inbox
 from marketplace.notifications.models import NotificationPublic
 from web.api.schemas import Paged
 from web.auth import requires_login
-from web.deps import CurrentActor, Db, Paging
+from web.deps import CurrentActor, Db, Paging, RowId
 
 
 class Marked(BaseModel):
@@ -42,9 +42,7 @@ class NotificationsController(Controller):
         )
 
     @post("/{notification_id:int}/read", status_code=HTTP_200_OK)
-    async def mark_read(
-        self, db: Db, actor: CurrentActor, notification_id: FromPath[int]
-    ) -> Marked:
+    async def mark_read(self, db: Db, actor: CurrentActor, notification_id: RowId) -> Marked:
         assert actor.user_id is not None
         marked = await inbox.mark_read(
             session=db, user_id=actor.user_id, notification_id=notification_id

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, get, patch, post
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import JSONBody, QueryParameter
 
 from marketplace.accounts import service as accounts
 from marketplace.accounts.models import UserCreate, UserPublic, UserUpdate
 from web.api.schemas import Paged
 from web.auth import requires_login
-from web.deps import Cipher, CurrentActor, Db, Paging
+from web.deps import Cipher, CurrentActor, Db, Paging, RowId
 
 
 class UsersController(Controller):
@@ -46,12 +46,12 @@ class UsersController(Controller):
         return Paged(items=[accounts.to_public(u) for u in users], total=total)
 
     @get("/{user_id:int}")
-    async def get_user(self, db: Db, actor: CurrentActor, user_id: FromPath[int]) -> UserPublic:
+    async def get_user(self, db: Db, actor: CurrentActor, user_id: RowId) -> UserPublic:
         return accounts.to_public(await accounts.get_user(session=db, actor=actor, user_id=user_id))
 
     @patch("/{user_id:int}")
     async def update(
-        self, db: Db, actor: CurrentActor, user_id: FromPath[int], data: JSONBody[UserUpdate]
+        self, db: Db, actor: CurrentActor, user_id: RowId, data: JSONBody[UserUpdate]
     ) -> UserPublic:
         user = await accounts.update_user(session=db, actor=actor, user_id=user_id, data=data)
         return accounts.to_public(user)
