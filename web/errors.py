@@ -8,6 +8,7 @@ own transaction has been rolled back).
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -42,6 +43,59 @@ STATUS_WORDS = {
     423: "账号已锁定",
     429: "请求过于频繁，请稍后再试",
 }
+
+
+# Litestar's own English phrases (routing, body parsing), said in Chinese.
+LITESTAR_PHRASES = {
+    "JSON is malformed": "请求体不是有效的 JSON",
+    "Not Found": "未找到",
+    "Method Not Allowed": "不支持此请求方法",
+    "Request Entity Too Large": "上传内容过大",
+    "Unsupported Media Type": "不支持的内容类型",
+}
+
+_NUMBER = r"(-?[\d.]+)"
+# Validation messages from pydantic (bodies) and msgspec (query and path parameters),
+# by pattern; the field name is reported beside the message, never inside it.
+VALIDATION_PHRASES: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(p), words)
+    for p, words in [
+        (r"^Field required", "必填"),
+        (r"^Missing required", "必填"),
+        (r"^String should have at least (\d+) characters?", "至少 {0} 个字符"),
+        (r"^String should have at most (\d+) characters?", "最多 {0} 个字符"),
+        (r"^Expected `str` of length >= (\d+)", "至少 {0} 个字符"),
+        (r"^Expected `str` of length <= (\d+)", "最多 {0} 个字符"),
+        (r"^(String should match pattern|Expected `str` matching regex)", "格式不正确"),
+        (rf"^Input should be greater than or equal to {_NUMBER}", "不能小于 {0}"),
+        (rf"^Input should be greater than {_NUMBER}", "必须大于 {0}"),
+        (rf"^Input should be less than or equal to {_NUMBER}", "不能大于 {0}"),
+        (rf"^Input should be less than {_NUMBER}", "必须小于 {0}"),
+        (rf"^Expected `(?:int|float)` >= {_NUMBER}", "不能小于 {0}"),
+        (rf"^Expected `(?:int|float)` > {_NUMBER}", "必须大于 {0}"),
+        (rf"^Expected `(?:int|float)` <= {_NUMBER}", "不能大于 {0}"),
+        (rf"^Expected `(?:int|float)` < {_NUMBER}", "必须小于 {0}"),
+        (r"^(Input should be a valid integer|Expected `int`)", "应为整数"),
+        (r"^(Input should be a valid number|Expected `float`)", "应为数字"),
+        (r"^(Input should be a valid boolean|Expected `bool`)", "应为 true 或 false"),
+        (r"^(Input should be a valid string|Expected `str`)", "应为文本"),
+        (r"^(Input should be a valid list|Expected `array`)", "应为列表"),
+        (r"^Input should be a valid (datetime|date)", "应为日期时间（ISO 8601）"),
+        (r"^Input should be a valid dictionary", "应为 JSON 对象"),
+        (r"^Input should be ('.+)$", "应为以下之一：{0}"),
+        (r"^Extra inputs are not permitted", "不允许此字段"),
+        (r"^Value error, (.+)$", "{0}"),
+    ]
+]
+
+
+def translate_validation(message: str) -> str:
+    """A pydantic or msgspec message in Chinese; unknown English keeps its words."""
+    for pattern, words in VALIDATION_PHRASES:
+        match = pattern.search(message)
+        if match:
+            return words.format(*match.groups())
+    return message if not message.isascii() else f"格式有误（{message}）"
 
 
 def _wants_json(request: Request[Any, Any, Any]) -> bool:
@@ -119,20 +173,23 @@ def domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[
     return _respond(request, exc.status, exc.message, exc.field)
 
 
+def _validation_item(error: dict[str, Any]) -> dict[str, str]:
+    field = str(error.get("key") or error.get("source") or "")
+    message = str(error.get("message", ""))
+    if field == "data" and message.strip("'\"") == "data":
+        # Litestar's words for a request without a body.
+        return {"field": "", "message": "请求体不能为空，应为 JSON 对象"}
+    return {"field": field, "message": translate_validation(message)}
+
+
 def validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
     errors = exc.extra if isinstance(exc.extra, list) else []
-    items = [
-        {"field": str(e.get("key") or e.get("source") or ""), "message": str(e.get("message", ""))}
-        for e in errors
-        if isinstance(e, dict)
-    ]
+    items = [_validation_item(e) for e in errors if isinstance(e, dict)]
     field = items[0]["field"] if items else None
     if items:
         detail = "；".join(f"{i['field'] or '请求体'}: {i['message']}" for i in items)
     else:
-        detail = exc.detail or "输入有误"
-    if detail.startswith("Validation failed") and not items:
-        detail = "输入有误：" + detail
+        detail = exc.detail if exc.detail and not exc.detail.isascii() else "输入有误"
     return _respond(request, 422, detail, field, {"errors": items})
 
 
@@ -162,8 +219,14 @@ def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[
         return _respond(request, status, "服务暂时不可用，请稍后再试")
     detail = exc.detail
     if not detail or detail.isascii():
-        english = f"（{detail}）" if detail and detail not in STATUS_WORDS.values() else ""
-        detail = STATUS_WORDS.get(status, "请求有误") + english
+        detail = next(
+            (
+                words
+                for phrase, words in LITESTAR_PHRASES.items()
+                if (detail or "").startswith(phrase)
+            ),
+            STATUS_WORDS.get(status, "请求有误"),
+        )
     return _respond(request, status, detail)
 
 
