@@ -9,7 +9,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from marketplace.access import SYSTEM
+from marketplace.access import SYSTEM, Actor
 from marketplace.accounts.service import actor_for
 from marketplace.audit.models import AuditEntry
 from marketplace.brokers.models import Broker, BrokerStatus
@@ -90,14 +90,44 @@ GOOD_NEW = f"{TOWNSHIP}999,新社区,village,{TOWNSHIP},community"
         ("5001030019x7,字母,village,500103001,", "code", "区划代码"),
         ("500103001997,错上级,village,500238001,", "parent_code", "上级代码"),
         ("500103001996,越级上级,village,500103,", "parent_code", "上级代码"),
+        ("51,另一个市,city,50,", "parent_code", "不应有上级"),
         ("500103001995,,village,500103001,", "name", "名称"),
-        ("500103777001,孤儿,village,500103777,", "parent_code", "不存在"),
+        ("500103001993," + "长" * 65 + ",village,500103001,", "name", "64"),
         (GOOD_NEW, "code", "重复"),
     ],
-    ids=["level", "code-length", "code-digits", "parent", "parent-level", "name", "orphan", "dup"],
+    ids=[
+        "level",
+        "code-length",
+        "code-digits",
+        "parent",
+        "parent-level",
+        "city-parent",
+        "name",
+        "long-name",
+        "dup",
+    ],
 )
-async def test_bad_row_is_refused_naming_row_and_field_and_nothing_is_stored(
-    sessions: Sessions, tmp_path: Path, bad_row: str, field: str, words: str
+def test_bad_row_is_refused_naming_row_and_field(
+    tmp_path: Path, bad_row: str, field: str, words: str
+) -> None:
+    path = _csv(tmp_path, GOOD_NEW, bad_row)
+    with pytest.raises(Invalid) as caught:
+        list(regions.read_csv(path))
+    assert caught.value.field == field
+    assert "第 3 行" in caught.value.message
+    assert words in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("bad_row", "words"),
+    [
+        ("500103777001,孤儿,village,500103777,", "上级代码 500103777 不存在"),
+        ("500103001994,,village,500103001,", "名称"),
+    ],
+    ids=["orphan", "bad-after-good"],
+)
+async def test_refused_file_stores_nothing(
+    sessions: Sessions, tmp_path: Path, bad_row: str, words: str
 ) -> None:
     path = _csv(tmp_path, GOOD_NEW, bad_row)
 
@@ -105,11 +135,9 @@ async def test_bad_row_is_refused_naming_row_and_field_and_nothing_is_stored(
         async with unit_of_work(sessions) as session:
             await regions.load(session=session, rows=regions.read_csv(path))
 
-    with pytest.raises(Invalid) as caught:
+    with pytest.raises(Invalid, match=words) as caught:
         await attempt()
-    assert caught.value.field == field
     assert "第 3 行" in caught.value.message
-    assert words in caught.value.message
     async with sessions() as session:
         assert await session.get(Region, f"{TOWNSHIP}999") is None
     assert (await _counts(sessions))["village"] == CITY_VILLAGES
@@ -287,40 +315,40 @@ async def test_set_population_on_a_village_is_audited_and_emits(
     assert (cleared.population, cleared.required_brokers) == (None, 1)
 
 
-@pytest.mark.parametrize(
-    ("role", "scope", "code", "population", "error", "field"),
-    [
-        ("district_admin", YUZHONG, TOWNSHIP, 100, Invalid, "population"),
-        ("district_admin", YUZHONG, YUZHONG, 100, Invalid, "population"),
-        ("district_admin", YUZHONG, V1, -1, Invalid, "population"),
-        ("district_admin", WUXI, V1, 100, Forbidden, "region_code"),
-        ("village_officer", V1, V1, 100, Forbidden, None),
-    ],
-    ids=["township", "district", "negative", "other-district", "wrong-role"],
-)
-async def test_set_population_refusals_change_nothing(
-    sessions: Sessions,
-    make_account,
-    role: str,
-    scope: str,
-    code: str,
-    population: int,
-    error: type[Exception],
-    field: str | None,
-) -> None:
-    account = await make_account(role, scope)
+REFUSALS = [
+    # role, scope, code, population, error, field
+    ("district_admin", YUZHONG, TOWNSHIP, 100, Invalid, "population"),
+    ("district_admin", YUZHONG, YUZHONG, 100, Invalid, "population"),
+    ("city_admin", "50", "50", 100, Invalid, "population"),
+    ("district_admin", YUZHONG, V1, -1, Invalid, "population"),
+    ("district_admin", WUXI, V1, 100, Forbidden, "region_code"),
+    ("village_officer", V1, V1, 100, Forbidden, None),
+    ("broker", V1, V1, 100, Forbidden, None),
+    ("auditor", "50", V1, 100, Forbidden, None),
+]
 
-    async def attempt() -> None:
-        async with unit_of_work(sessions) as session:
-            await regions.set_population(
-                session=session, actor=actor_for(account.user), code=code, population=population
-            )
 
-    with pytest.raises(error) as caught:
-        await attempt()
-    assert getattr(caught.value, "field", None) == field
+async def test_set_population_refusals_change_nothing(sessions: Sessions) -> None:
+    for n, (role, scope, code, population, error, field) in enumerate(REFUSALS):
+        actor = Actor(user_id=1000 + n, username=f"u{n}", role=role, region_code=scope)
+
+        async def attempt(
+            actor: Actor = actor, code: str = code, population: int = population
+        ) -> None:
+            async with unit_of_work(sessions) as session:
+                await regions.set_population(
+                    session=session, actor=actor, code=code, population=population
+                )
+
+        with pytest.raises(error) as caught:
+            await attempt()
+        assert getattr(caught.value, "field", None) == field, (role, code)
     async with sessions() as session:
-        region = await session.get(Region, code)
+        populated = (
+            await session.execute(
+                select(func.count()).select_from(Region).where(col(Region.population).is_not(None))
+            )
+        ).scalar_one()
         changes = (
             await session.execute(
                 select(func.count())
@@ -328,9 +356,8 @@ async def test_set_population_refusals_change_nothing(
                 .where(col(AuditEntry.action) == "region.set_population")
             )
         ).scalar_one()
-    assert region is not None
-    assert region.population is None
-    assert changes == 0
+        events = (await session.execute(select(func.count()).select_from(OutboxEvent))).scalar_one()
+    assert (populated, changes, events) == (0, 0, 0)
 
 
 async def test_system_may_set_any_village(sessions: Sessions) -> None:
