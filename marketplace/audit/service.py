@@ -132,7 +132,9 @@ async def verify(*, session: AsyncSession, batch: int = 5000) -> VerifyResult:
             last_id = entry.id
         session.expunge_all()
     head = await session.get(AuditHead, 1)
-    if head is not None and (head.last_id != last_id or head.last_hash != prev_hash):
+    if head is None:  # the migration creates it; only tampering removes it
+        return VerifyResult(checked, last_id + 1, "链头记录缺失")
+    if head.last_id != last_id or head.last_hash != prev_hash:
         return VerifyResult(checked, last_id + 1, "链尾记录被删除或链头被改动")
     return VerifyResult(checked, None, None)
 

@@ -50,8 +50,8 @@ async def _tamper(sessions: Sessions, sql: str) -> None:
     """Change the log behind the application's back: lift the append-only guard first."""
     async with unit_of_work(sessions) as session:
         if session.bind is not None and session.bind.dialect.name == "sqlite":
-            await session.execute(text("DROP TRIGGER audit_log_no_update"))
-            await session.execute(text("DROP TRIGGER audit_log_no_delete"))
+            await session.execute(text("DROP TRIGGER IF EXISTS audit_log_no_update"))
+            await session.execute(text("DROP TRIGGER IF EXISTS audit_log_no_delete"))
         else:
             await session.execute(text("ALTER TABLE audit_log DISABLE TRIGGER USER"))
         await session.execute(text(sql))
@@ -150,6 +150,14 @@ async def test_deleting_everything_is_detected(sessions: Sessions) -> None:
     await _tamper(sessions, "DELETE FROM audit_log")
     result = await _verify(sessions)
     assert (result.ok, result.broken_at) == (False, 1)
+
+
+async def test_deleting_the_tail_and_the_head_is_detected(sessions: Sessions) -> None:
+    await _write(sessions, 3)
+    await _tamper(sessions, "DELETE FROM audit_log WHERE id = 3")
+    await _tamper(sessions, "DELETE FROM audit_head")
+    result = await _verify(sessions)
+    assert (result.ok, result.broken_at, result.checked) == (False, 3, 2)
 
 
 @pytest.mark.parametrize(
