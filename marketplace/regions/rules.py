@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 RESIDENTS_PER_EXTRA_BROKER = 5000
 
@@ -43,29 +42,3 @@ class Tally:
         self.brokers_required += other.brokers_required
         self.brokers_active += other.brokers_active
         self.shortfall += other.shortfall
-
-
-@dataclass
-class VillageFacts:
-    code: str
-    population: int | None
-    active_brokers: int
-
-
-@dataclass
-class RollUp:
-    """Tallies keyed by region code, for every ancestor of every village given."""
-
-    tallies: dict[str, Tally] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, villages: Iterable[VillageFacts], prefixes: tuple[int, ...]) -> RollUp:
-        roll = cls()
-        for village in villages:
-            for length in prefixes:
-                key = village.code[:length]
-                tally = roll.tallies.get(key)
-                if tally is None:
-                    tally = roll.tallies[key] = Tally()
-                tally.add_village(village.population, village.active_brokers)
-        return roll

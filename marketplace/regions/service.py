@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -27,11 +27,10 @@ from marketplace.regions.models import (
     RegionLevel,
     RegionPublic,
 )
-from marketplace.regions.rules import RollUp, Tally, VillageFacts, required_brokers
+from marketplace.regions.rules import RESIDENTS_PER_EXTRA_BROKER, Tally, required_brokers
 
 LEVEL_ORDER = [RegionLevel.city, RegionLevel.district, RegionLevel.township, RegionLevel.village]
 CHILD_LEVEL = dict(itertools.pairwise(LEVEL_ORDER))
-_PREFIXES = tuple(CODE_LENGTH[level] for level in LEVEL_ORDER)
 
 
 def bundled_csv() -> Path:
@@ -137,6 +136,9 @@ async def load(*, session: AsyncSession, rows: Iterable[RegionRow]) -> int:
     )
     for start in range(0, len(values), 2000):
         await session.execute(stmt, values[start : start + 2000])
+    if dialect == "postgresql":
+        # Fresh statistics, so the first coverage queries get a sensible plan.
+        await session.execute(text("ANALYZE region"))
     return len(values)
 
 
@@ -147,23 +149,57 @@ async def get(*, session: AsyncSession, code: str) -> Region:
     return region
 
 
-async def roll_up(*, session: AsyncSession, prefix: str) -> RollUp:
-    """Tallies for every region inside ``prefix``, from one pass over its villages."""
-    counts_q = (
-        select(col(Broker.village_code), func.count())
-        .where(col(Broker.status) == BrokerStatus.active)
-        .where(col(Broker.village_code).startswith(prefix))
-        .group_by(Broker.village_code)
+async def tallies(*, session: AsyncSession, prefix: str, group_length: int) -> dict[str, Tally]:
+    """Coverage tallies of every region of code length ``group_length`` inside ``prefix``.
+
+    The database aggregates the villages (11,270 for the whole city) so only one row
+    per group comes back; the staffing rule is applied per village in SQL, in step
+    with ``rules.required_brokers`` (a test holds the two together).
+    """
+    # Villages joined to their active brokers (not to a grouped subquery, which a
+    # planner without statistics may re-aggregate once per village), counted per
+    # village, then summed per group.
+    required = 1 + func.coalesce(col(Region.population), 0) // RESIDENTS_PER_EXTRA_BROKER
+    village = (
+        select(
+            func.substr(col(Region.code), 1, group_length).label("code"),
+            required.label("required"),
+            func.count(col(Broker.id)).label("brokers"),
+        )
+        .select_from(Region)
+        .outerjoin(
+            Broker,
+            (col(Broker.village_code) == col(Region.code))
+            & (col(Broker.status) == BrokerStatus.active),
+        )
+        .where(col(Region.level) == RegionLevel.village, col(Region.code).startswith(prefix))
+        .group_by(col(Region.code), col(Region.population))
+        .subquery()
     )
-    active = dict((await session.execute(counts_q)).all())
-    villages_q = select(col(Region.code), col(Region.population)).where(
-        col(Region.level) == RegionLevel.village, col(Region.code).startswith(prefix)
-    )
-    facts = (
-        VillageFacts(code, population, active.get(code, 0))
-        for code, population in (await session.execute(villages_q)).all()
-    )
-    return RollUp.of(facts, _PREFIXES)
+    query = select(
+        village.c.code,
+        func.count(),
+        func.sum(case((village.c.brokers > 0, 1), else_=0)),
+        func.sum(village.c.required),
+        func.sum(village.c.brokers),
+        func.sum(
+            case(
+                (village.c.required > village.c.brokers, village.c.required - village.c.brokers),
+                else_=0,
+            )
+        ),
+    ).group_by(village.c.code)
+    return {
+        code: Tally(int(v), int(c or 0), int(r or 0), int(a or 0), int(s or 0))
+        for code, v, c, r, a, s in (await session.execute(query)).all()
+    }
+
+
+def _sum(parts: Iterable[Tally]) -> Tally:
+    total = Tally()
+    for part in parts:
+        total.merge(part)
+    return total
 
 
 def to_public(region: Region, tally: Tally | None) -> RegionPublic:
@@ -199,14 +235,18 @@ async def list_children(
     ).scalar_one()
     page_q = select(Region).where(where).order_by(col(Region.code)).limit(limit).offset(offset)
     regions = list((await session.execute(page_q)).scalars())
-    roll = await roll_up(session=session, prefix=parent_code or "")
-    return [to_public(region, roll.tallies.get(region.code)) for region in regions], total
+    if not regions:
+        return [], total
+    by_code = await tallies(
+        session=session, prefix=parent_code or "", group_length=len(regions[0].code)
+    )
+    return [to_public(region, by_code.get(region.code)) for region in regions], total
 
 
 async def public(*, session: AsyncSession, code: str) -> RegionPublic:
     region = await get(session=session, code=code)
-    roll = await roll_up(session=session, prefix=code)
-    return to_public(region, roll.tallies.get(code))
+    by_code = await tallies(session=session, prefix=code, group_length=len(code))
+    return to_public(region, by_code.get(code))
 
 
 async def set_population(
@@ -238,18 +278,18 @@ async def set_population(
 
 async def coverage(*, session: AsyncSession, code: str) -> Coverage:
     region = await get(session=session, code=code)
-    roll = await roll_up(session=session, prefix=code)
     child_level = CHILD_LEVEL.get(RegionLevel(region.level))
-    children: list[Coverage] = []
-    if child_level is not None:
-        rows = await session.execute(
-            select(col(Region.code), col(Region.name), col(Region.level))
-            .where(col(Region.parent_code) == code)
-            .order_by(col(Region.code))
-        )
-        children = [_coverage(c, n, lv, roll.tallies.get(c)) for c, n, lv in rows.all()]
-    node = _coverage(region.code, region.name, region.level, roll.tallies.get(code))
-    node.children = children
+    if child_level is None:  # a village: its own numbers, no children
+        own = await tallies(session=session, prefix=code, group_length=len(code))
+        return _coverage(region.code, region.name, region.level, own.get(code))
+    by_child = await tallies(session=session, prefix=code, group_length=CODE_LENGTH[child_level])
+    rows = await session.execute(
+        select(col(Region.code), col(Region.name), col(Region.level))
+        .where(col(Region.parent_code) == code)
+        .order_by(col(Region.code))
+    )
+    node = _coverage(region.code, region.name, region.level, _sum(by_child.values()))
+    node.children = [_coverage(c, n, lv, by_child.get(c)) for c, n, lv in rows.all()]
     return node
 
 

@@ -1,0 +1,66 @@
+"""Helpers shared by the benchmarks: machine facts and recording results."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kib = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f", {kib / 1024 / 1024:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}){mem}, Python {platform.python_version()}"
+
+
+def git_rev() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def percentiles(samples_ms: list[float]) -> dict[str, float]:
+    ordered = sorted(samples_ms)
+    q = statistics.quantiles(ordered, n=100, method="inclusive")
+    return {"p50": q[49], "p95": q[94], "p99": q[98], "max": ordered[-1]}
+
+
+def record(title: str, lines: list[str]) -> None:
+    """Append one dated section to bench/RESULTS.md and echo it."""
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    command = " ".join([Path(sys.executable).name, *sys.argv])
+    section = [
+        f"## {title} — {stamp}",
+        "",
+        f"- machine: {machine()}",
+        f"- commit: {git_rev()}",
+        f"- command: `{command}`",
+        *[f"- {line}" for line in lines],
+        "",
+    ]
+    text = "\n".join(section)
+    print(text)
+    existing = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
+    RESULTS.write_text(existing.rstrip("\n") + "\n\n" + text)
