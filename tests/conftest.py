@@ -212,11 +212,13 @@ def make_account(sessions: async_sessionmaker[AsyncSession], cipher: DataCipher)
 def login(client: AsyncTestClient[Litestar]):  # type: ignore[no-untyped-def]
     """Log an account in over the API; returns the Authorization header."""
 
+    used_steps: dict[str, int] = {}  # per test: ids repeat across per-test databases
+
     async def do(account: Account) -> dict[str, str]:
         body = {"username": account.username, "password": account.password}
         if account.totp_secret:
             # A code may be used once; step forward if this one was used already.
-            body["otp"] = _fresh_code(account)
+            body["otp"] = _fresh_code(account, used_steps)
         response = await client.post("/api/v1/auth/login", json=body)
         assert response.status_code == 200, response.text
         return {"Authorization": f"Bearer {response.json()['access_token']}"}
@@ -224,19 +226,16 @@ def login(client: AsyncTestClient[Litestar]):  # type: ignore[no-untyped-def]
     return do
 
 
-_used_steps: dict[int, int] = {}
-
-
-def _fresh_code(account: Account) -> str:
+def _fresh_code(account: Account, used_steps: dict[str, int]) -> str:
     import time
 
     totp = pyotp.TOTP(account.totp_secret or "")
     step = int(time.time()) // totp.interval
-    last = _used_steps.get(account.id, -1)
+    last = used_steps.get(account.username, -1)
     if step <= last:
         step = last + 1  # the server accepts one step ahead for clock drift
     if step > int(time.time()) // totp.interval + 1:
         time.sleep(totp.interval - time.time() % totp.interval + 0.1)
         step = int(time.time()) // totp.interval
-    _used_steps[account.id] = step
+    used_steps[account.username] = step
     return totp.at(step * totp.interval)
