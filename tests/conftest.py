@@ -218,7 +218,7 @@ def login(client: AsyncTestClient[Litestar]):  # type: ignore[no-untyped-def]
         body = {"username": account.username, "password": account.password}
         if account.totp_secret:
             # A code may be used once; step forward if this one was used already.
-            body["otp"] = _fresh_code(account, used_steps)
+            body["otp"] = fresh_code(account, used_steps)
         response = await client.post("/api/v1/auth/login", json=body)
         assert response.status_code == 200, response.text
         return {"Authorization": f"Bearer {response.json()['access_token']}"}
@@ -226,7 +226,8 @@ def login(client: AsyncTestClient[Litestar]):  # type: ignore[no-untyped-def]
     return do
 
 
-def _fresh_code(account: Account, used_steps: dict[str, int]) -> str:
+def fresh_code(account: Account, used_steps: dict[str, int]) -> str:
+    """A TOTP code the server has not seen yet for this account (it refuses reuse)."""
     import time
 
     totp = pyotp.TOTP(account.totp_secret or "")

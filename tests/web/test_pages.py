@@ -4,7 +4,6 @@ region tree, population edits, user management, the audit view and the inbox."""
 from __future__ import annotations
 
 import re
-import time
 
 import pyotp
 import pytest
@@ -13,7 +12,7 @@ from litestar.testing import AsyncTestClient
 
 from marketplace.db import unit_of_work
 from marketplace.notifications import service as inbox
-from tests.conftest import PASSWORD, WUXI, YUZHONG, Account
+from tests.conftest import PASSWORD, WUXI, YUZHONG, Account, fresh_code
 
 TOWNSHIP = "500103001"  # 七星岗街道, 渝中区
 VILLAGE = "500103001003"  # 华一坡社区
@@ -29,19 +28,7 @@ _used_steps: dict[str, int] = {}
 
 
 def _fresh_code(account: Account) -> str:
-    """A TOTP code the server has not yet seen for this account (it refuses reuse).
-
-    Keyed by username, which is unique across tests, unlike the id that each fresh
-    test database hands out again (conftest's own helper keys by id and so sleeps).
-    """
-    assert account.totp_secret
-    totp = pyotp.TOTP(account.totp_secret)
-    step = int(time.time()) // totp.interval
-    step = max(step, _used_steps.get(account.username, step - 1) + 1)
-    _used_steps[account.username] = step
-    # The server accepts one step ahead for clock drift; two logins fit in a step.
-    assert step <= int(time.time()) // totp.interval + 1, "too many logins in one TOTP step"
-    return totp.at(step * totp.interval)
+    return fresh_code(account, _used_steps)
 
 
 def _token(html: str) -> str:
@@ -370,6 +357,15 @@ async def test_users_page_is_for_admins_only(client: Client, make_account) -> No
     await page_login(client, officer)
     assert (await client.get("/users")).status_code == 403
     assert (await client.get("/users/new")).status_code == 403
+
+
+async def test_huge_ids_in_page_paths_are_refused_not_500(client: Client, make_account) -> None:
+    admin = await make_account("broker", VILLAGE)
+    await page_login(client, admin)
+    token = await _csrf(client, "/inbox")
+    response = await client.post("/inbox/99999999999999999999999/read", headers=_htmx(token))
+    assert response.status_code == 422
+    assert (await client.get("/users/99999999999999999999999")).status_code in (403, 422)
 
 
 async def test_audit_view_and_chain_check(client: Client, make_account) -> None:

@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, Response, get, post
-from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
 from marketplace.notifications import service as inbox
 from marketplace.notifications.models import Notification
 from web.auth import requires_login
-from web.deps import CurrentActor, Db, Paging
+from web.deps import CurrentActor, Db, Paging, RowId
 from web.pages.base import is_htmx, render
 
 
@@ -29,7 +28,7 @@ async def inbox_page(
 
 @post("/inbox/{notification_id:int}/read", guards=[requires_login], include_in_schema=False)
 async def inbox_mark_read(
-    request: Request[Any, Any, Any], db: Db, actor: CurrentActor, notification_id: FromPath[int]
+    request: Request[Any, Any, Any], db: Db, actor: CurrentActor, notification_id: RowId
 ) -> Response[Any] | Template:
     assert actor.user_id is not None
     await inbox.mark_read(session=db, user_id=actor.user_id, notification_id=notification_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Request, Response, get, post
-from litestar.params import FromPath, FromQuery, QueryParameter, URLEncodedBody
+from litestar.params import FromQuery, QueryParameter, URLEncodedBody
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 from pydantic import BaseModel, ValidationError
@@ -16,7 +16,7 @@ from marketplace.accounts import service as accounts
 from marketplace.accounts.models import User, UserCreate, UserUpdate
 from marketplace.errors import DomainError
 from web.auth import requires_login
-from web.deps import Cipher, CurrentActor, Db, Paging
+from web.deps import Cipher, CurrentActor, Db, Paging, RowId
 from web.pages.base import field_errors, refuse_in_form, render
 
 
@@ -165,7 +165,7 @@ async def user_edit(
     request: Request[Any, Any, Any],
     db: Db,
     actor: CurrentActor,
-    user_id: FromPath[int],
+    user_id: RowId,
     created: FromQuery[bool] = False,
     saved: FromQuery[bool] = False,
 ) -> Template:
@@ -199,7 +199,7 @@ async def user_update(
     request: Request[Any, Any, Any],
     db: Db,
     actor: CurrentActor,
-    user_id: FromPath[int],
+    user_id: RowId,
     data: URLEncodedBody[EditForm],
 ) -> Response[Any] | Template:
     require(actor, "user.update")
