@@ -297,6 +297,28 @@ class Login:
     user: User
 
 
+async def _audit_own(
+    session: AsyncSession,
+    user: User,
+    ip: str | None,
+    action: str,
+    *,
+    outcome: str = "ok",
+    detail: dict[str, str] | None = None,
+) -> None:
+    """Audit something the account's own holder did (or tried) to their account."""
+    await audit.record(
+        session=session,
+        actor=actor_for(user, ip=ip),
+        action=action,
+        object_type="user",
+        object_id=user.id,
+        region_code=user.region_code,
+        outcome=outcome,
+        detail=detail,
+    )
+
+
 async def _fail(
     session: AsyncSession, user: User, ip: str | None, reason: str, now: datetime
 ) -> None:
@@ -307,13 +329,11 @@ async def _fail(
         user.failed_logins = 0
         await emit(session, "account.locked", {"user_id": user.id})
     session.add(user)
-    await audit.record(
-        session=session,
-        actor=actor_for(user, ip=ip),
-        action="auth.login",
-        object_type="user",
-        object_id=user.id,
-        region_code=user.region_code,
+    await _audit_own(
+        session,
+        user,
+        ip,
+        "auth.login",
         outcome="locked" if locked else "failed",
         detail={"reason": reason},
     )
@@ -409,15 +429,7 @@ async def finish_login(
         ip=ip,
     )
     session.add(auth)
-    await audit.record(
-        session=session,
-        actor=actor_for(user, ip=ip),
-        action="auth.login",
-        object_type="user",
-        object_id=user.id,
-        region_code=user.region_code,
-        detail={"kind": kind},
-    )
+    await _audit_own(session, user, ip, "auth.login", detail={"kind": kind})
     await session.flush()
     return Login(token=token, auth=auth, user=user)
 
@@ -463,14 +475,7 @@ async def start_totp_enrolment(
     secret = pyotp.random_base32()
     user.totp_secret_enc = cipher.encrypt(secret, context="totp")
     session.add(user)
-    await audit.record(
-        session=session,
-        actor=actor_for(user, ip=ip),
-        action="auth.totp_enrol",
-        object_type="user",
-        object_id=user.id,
-        region_code=user.region_code,
-    )
+    await _audit_own(session, user, ip, "auth.totp_enrol")
     await session.flush()
     uri = pyotp.TOTP(secret).provisioning_uri(name=user.username, issuer_name=TOTP_ISSUER)
     return uri, secret
