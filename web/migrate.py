@@ -8,12 +8,15 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import migrations
+from marketplace.db import WRITE_OPTION
 
 SCRIPT_LOCATION = Path(migrations.__file__).parent
+_LOCK_KEY = 0x4C414F5755  # 'LAOWU': one lock for everyone migrating this database
 
 
 def alembic_config(url: str | None = None) -> Config:
@@ -37,10 +40,17 @@ async def current_revision(engine: AsyncEngine) -> str | None:
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    """Migrate under a lock, so replicas starting together take turns: the second
+    finds the schema current. PostgreSQL: an advisory lock; SQLite: BEGIN IMMEDIATE."""
+
     def _upgrade(connection: Connection) -> None:
         config = alembic_config()
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 
-    async with engine.begin() as conn:
-        await conn.run_sync(_upgrade)
+    async with engine.connect() as conn:
+        await conn.execution_options(**{WRITE_OPTION: True})
+        async with conn.begin():
+            if conn.dialect.name == "postgresql":
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+            await conn.run_sync(_upgrade)

@@ -25,8 +25,9 @@ from marketplace.brokers.models import Broker
 from marketplace.db import create_engine, session_factory
 from marketplace.notifications.models import Notification
 from marketplace.regions.models import Region
-from tests.conftest import TEST_DATA_KEY
+from tests.conftest import PG_ENV, TEST_DATA_KEY, _pg_admin, _with_database
 from web import cli
+from web.migrate import current_revision, head_revision
 from web.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -325,10 +326,13 @@ def test_demo_twice_is_idempotent_and_prints_logins(
 # --- the installed script -------------------------------------------------------------
 
 
-def test_installed_script_errors_without_traceback(tmp_path: Path) -> None:
+def _script() -> Path:
     script = ROOT / ".venv" / "bin" / "laowu"
-    if not script.exists():
-        script = Path(shutil.which("laowu") or "laowu")
+    return script if script.exists() else Path(shutil.which("laowu") or "laowu")
+
+
+def test_installed_script_errors_without_traceback(tmp_path: Path) -> None:
+    script = _script()
     clean = {k: v for k, v in os.environ.items() if not k.startswith("LAOWU_")}
     clean |= {"LAOWU_VAR_DIR": str(tmp_path / "var"), "LAOWU_DATA_KEY": TEST_DATA_KEY}
     done = subprocess.run(
@@ -356,3 +360,54 @@ def test_installed_script_errors_without_traceback(tmp_path: Path) -> None:
     assert done.stderr.startswith("错误：")
     assert "未知角色" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# --- concurrent upgrades --------------------------------------------------------------
+
+
+def _upgrade_twice_at_once(url: str, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAOWU_")}
+    env |= {"LAOWU_VAR_DIR": str(tmp_path), "LAOWU_DATA_KEY": TEST_DATA_KEY}
+    env["LAOWU_DATABASE_URL"] = url
+    procs = [
+        subprocess.Popen(
+            [str(_script()), "db", "upgrade"],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for proc in procs:
+        out, err = proc.communicate(timeout=90)
+        assert proc.returncode == 0, err
+        assert "数据库已是最新版本" in out
+
+    async def revision() -> str | None:
+        engine = create_engine(url)
+        try:
+            return await current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(revision()) == head_revision()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_two_processes_upgrading_at_once(tmp_path: Path, backend: str) -> None:
+    """Replicas starting together (``laowu serve`` upgrades first) must not trip over
+    each other creating the same tables."""
+    if backend == "sqlite":
+        _upgrade_twice_at_once(f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}", tmp_path)
+        return
+    base = os.environ.get(PG_ENV)
+    if not base:
+        pytest.skip(f"needs {PG_ENV}")
+    name = f"laowu_up_{os.getpid()}"
+    asyncio.run(_pg_admin(base, f'CREATE DATABASE "{name}"'))
+    try:
+        _upgrade_twice_at_once(_with_database(base, name), tmp_path)
+    finally:
+        asyncio.run(_pg_admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
