@@ -24,6 +24,7 @@ from marketplace.errors import DomainError
 from marketplace.regions import service as regions
 from web.settings import Settings, SettingsError, get_settings
 
+log = logging.getLogger("laowu.cli")
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -295,11 +296,18 @@ def worker(interval: float, once: bool) -> None:
         registry = build_registry()
         try:
             while True:
-                report = await drain(factory, registry)
-                if report.delivered or report.failed:
-                    click.echo(f"已投递 {report.delivered}，失败 {report.failed}")
-                if once:
-                    return
+                try:
+                    report = await drain(factory, registry)
+                except Exception as exc:
+                    if once:
+                        raise
+                    # A database restart must not end a long-running worker: try again.
+                    log.warning("outbox drain failed, retrying: %s", _first_line(exc))
+                else:
+                    if report.delivered or report.failed:
+                        click.echo(f"已投递 {report.delivered}，失败 {report.failed}")
+                    if once:
+                        return
                 await asyncio.sleep(interval)
         finally:
             await engine.dispose()

@@ -18,6 +18,7 @@ from click.testing import CliRunner, Result
 from sqlalchemy import func, select, text
 from sqlmodel import col
 
+from marketplace import dispatcher
 from marketplace.accounts import service as accounts
 from marketplace.accounts.models import User
 from marketplace.audit.models import AuditEntry
@@ -411,3 +412,22 @@ def test_two_processes_upgrading_at_once(tmp_path: Path, backend: str) -> None:
         _upgrade_twice_at_once(_with_database(base, name), tmp_path)
     finally:
         asyncio.run(_pg_admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def test_worker_survives_a_failed_pass(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long-running worker logs a failed drain (database restarting) and carries on."""
+    calls: list[int] = []
+
+    async def flaky_drain(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("connection refused")
+        raise KeyboardInterrupt  # stop the loop: the operator presses Ctrl-C
+
+    monkeypatch.setattr(dispatcher, "drain", flaky_drain)
+    result = run("worker", "--interval", "0")
+    assert len(calls) == 2
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
