@@ -1,0 +1,1 @@
+"""The worker register (实名台账): rural and migrant workers kept by brokers."""
