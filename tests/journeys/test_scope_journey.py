@@ -7,25 +7,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyotp
-import pytest
-from argon2 import PasswordHasher
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from marketplace.accounts import service as accounts
 from tests.conftest import WUXI, YUZHONG
 
 Client = AsyncTestClient[Litestar]
 DISTRICTS = {"渝中区": YUZHONG, "巫溪县": WUXI}
 TOWNSHIP = {YUZHONG: "500103001", WUXI: "500238001"}
 VILLAGE = {YUZHONG: "500103001003", WUXI: "500238001001"}
-
-
-@pytest.fixture(autouse=True)
-def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(
-        accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
-    )
 
 
 @dataclass

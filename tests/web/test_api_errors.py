@@ -7,11 +7,9 @@ from typing import Any
 
 import pyotp
 import pytest
-from argon2 import PasswordHasher
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from marketplace.accounts import service as accounts
 from tests.conftest import PASSWORD, WUXI, YUZHONG, Account
 from web.errors import translate_validation
 
@@ -19,13 +17,6 @@ Client = AsyncTestClient[Litestar]
 YZ_VILLAGE = "500103001003"  # 华一坡社区, 渝中区
 WX_VILLAGE = "500238001001"  # 九磷社区, 巫溪县
 sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-
-
-@pytest.fixture(autouse=True)
-def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(
-        accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
-    )
 
 
 def has_chinese(text: str) -> bool:

@@ -12,7 +12,6 @@ from typing import Any
 
 import pyotp
 import pytest
-from argon2 import PasswordHasher
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select, update
@@ -36,14 +35,6 @@ Client = AsyncTestClient[Litestar]
 # on both.
 sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 Sessions = async_sessionmaker[AsyncSession]
-
-
-@pytest.fixture(autouse=True)
-def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Argon2 at minimal cost: these tests are about the rules around the hash."""
-    monkeypatch.setattr(
-        accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
-    )
 
 
 def code_at(secret: str, steps_ahead: int = 0) -> str:

@@ -13,13 +13,11 @@ from typing import Any
 
 import pyotp
 import pytest
-from argon2 import PasswordHasher
 from click.testing import CliRunner, Result
 from sqlalchemy import func, select, text
 from sqlmodel import col
 
 from marketplace import dispatcher
-from marketplace.accounts import service as accounts
 from marketplace.accounts.models import User
 from marketplace.audit.models import AuditEntry
 from marketplace.brokers.models import Broker
@@ -294,10 +292,6 @@ def _demo_state(url: str) -> tuple[int, int, list[tuple[str, int | None]]]:
 def test_demo_twice_is_idempotent_and_prints_logins(
     env: dict[str, str], sqlite_template: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # 27 accounts at production argon2 cost take most of a minute on a busy CI box.
-    monkeypatch.setattr(
-        accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
-    )
     var = Path(env["LAOWU_VAR_DIR"])
     var.mkdir(parents=True)
     shutil.copyfile(sqlite_template, var / "laowu.db")
