@@ -25,6 +25,7 @@ from web.api.health import healthz, readyz
 from web.api.notifications import NotificationsController
 from web.api.regions import RegionsController
 from web.api.users import UsersController
+from web.api.workers import WorkersController
 from web.auth import AuthMiddleware
 from web.deps import DEPENDENCIES
 from web.errors import EXCEPTION_HANDLERS, audit_refusal
@@ -44,19 +45,23 @@ API_ROUTES: list[ControllerRouterHandler] = [
     RegionsController,
     AuditController,
     NotificationsController,
+    WorkersController,
     healthz,
     readyz,
 ]
 
 
-async def _outbox_loop(app: Litestar, interval: float) -> None:
-    """The embedded default: drain the outbox on a short timer inside the server."""
+async def _outbox_loop(app: Litestar, wakeup: asyncio.Event, interval: float) -> None:
+    """The embedded default: drain the outbox inside the server right after a write
+    request commits (``wakeup``) and on a short timer (retries, other processes)."""
     while True:
+        wakeup.clear()
         try:
             await drain(app.state.sessions, app.state.registry)
         except Exception:  # keep the loop alive; the next tick retries
             log.exception("outbox drain failed")
-        await asyncio.sleep(interval)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wakeup.wait(), timeout=interval)
 
 
 def create_app(settings: Settings) -> Litestar:
@@ -75,7 +80,9 @@ def create_app(settings: Settings) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         task = None
         if settings.outbox_in_process:
-            task = asyncio.create_task(_outbox_loop(app, settings.outbox_interval_seconds))
+            wakeup = asyncio.Event()
+            app.state.outbox_wakeup = wakeup
+            task = asyncio.create_task(_outbox_loop(app, wakeup, settings.outbox_interval_seconds))
         try:
             yield
         finally:

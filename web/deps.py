@@ -38,6 +38,9 @@ async def provide_db(request: Request[Any, Any, Any]) -> AsyncGenerator[AsyncSes
             raise
         else:
             await session.commit()
+            wakeup = request.app.state.get("outbox_wakeup")
+            if wakeup is not None and request.method not in SAFE_METHODS:
+                wakeup.set()  # deliver the events this request wrote, now
 
 
 def provide_principal(request: Request[Any, Any, Any]) -> Principal:
