@@ -103,6 +103,15 @@ POLICIES: dict[str, frozenset[str]] = {
     "user.create": frozenset(ADMIN_ROLES),
     "user.update": frozenset(ADMIN_ROLES),
     "audit.view": frozenset({Role.auditor}),
+    # The worker register: brokers keep it for their villages; officers above the
+    # village read it for their region. See docs/access.md.
+    "worker.view": frozenset(
+        {Role.broker, Role.city_admin, Role.district_admin, Role.township_officer}
+    ),
+    "worker.edit": frozenset({Role.broker}),
+    "worker.reveal": frozenset(
+        {Role.broker, Role.city_admin, Role.district_admin, Role.township_officer}
+    ),
 }
 
 

@@ -50,6 +50,7 @@ class DataCipher:
         self._kid = key_id(key)
         self._keys = {key_id(k): k for k in (key, *old_keys)}
         self._hmac_key = hashlib.sha256(b"laowu-lookup|" + key).digest()
+        self._old_hmac_keys = tuple(hashlib.sha256(b"laowu-lookup|" + k).digest() for k in old_keys)
 
     def encrypt(self, plaintext: str, *, context: str = "") -> str:
         nonce = os.urandom(NONCE_BYTES)
@@ -67,3 +68,13 @@ class DataCipher:
     def lookup_hash(self, value: str) -> str:
         """A keyed hash for equality lookups and de-duplication without plaintext."""
         return hmac.new(self._hmac_key, value.encode(), hashlib.sha256).hexdigest()
+
+    def lookup_hashes(self, value: str) -> list[str]:
+        """The hash under the current key and under each old key: while a key rotation
+        runs, rows not yet rotated still carry old-key hashes and must be found."""
+        keys = (self._hmac_key, *self._old_hmac_keys)
+        return [hmac.new(k, value.encode(), hashlib.sha256).hexdigest() for k in keys]
+
+    def is_current(self, token: str) -> bool:
+        """Was ``token`` encrypted under the current key (nothing to rotate)?"""
+        return token.partition(":")[0] == self._kid

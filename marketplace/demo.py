@@ -18,7 +18,7 @@ from sqlmodel import col
 from marketplace.access import SYSTEM, TOTP_ROLES, Role
 from marketplace.accounts import service as accounts
 from marketplace.accounts.models import User, UserCreate
-from marketplace.brokers.models import Broker
+from marketplace.brokers.models import Broker, BrokerVillage
 from marketplace.crypto import DataCipher
 from marketplace.db import unit_of_work
 from marketplace.regions.models import Region, RegionLevel
@@ -154,13 +154,17 @@ async def _brokers(
             )
         ).scalars()
     )
+    added: list[Broker] = []
     for village in villages:
         staffed = rng.random() < district.broker_share
         extra = rng.random() < 0.3
         names = [fake.name(), fake.name()]
         if village.code in present or not staffed:
             continue
-        session.add(Broker(name=names[0], village_code=village.code))
+        added.append(Broker(name=names[0], village_code=village.code))
         if extra:
-            session.add(Broker(name=names[1], village_code=village.code))
+            added.append(Broker(name=names[1], village_code=village.code))
+    session.add_all(added)
+    await session.flush()
+    session.add_all(BrokerVillage(broker_id=b.id or 0, village_code=b.village_code) for b in added)
     await session.flush()

@@ -2,19 +2,24 @@
 
 from marketplace.accounts.models import AuthSession, User
 from marketplace.audit.models import AuditEntry, AuditHead
-from marketplace.brokers.models import Broker
+from marketplace.brokers.models import Broker, BrokerVillage
 from marketplace.events import OutboxDelivery, OutboxEvent
 from marketplace.notifications.models import Notification
 from marketplace.regions.models import Region
+from marketplace.workers.models import DuplicateDismissal, Worker, WorkerChange
 
 __all__ = [
     "AuditEntry",
     "AuditHead",
     "AuthSession",
     "Broker",
+    "BrokerVillage",
+    "DuplicateDismissal",
     "Notification",
     "OutboxDelivery",
     "OutboxEvent",
     "Region",
     "User",
+    "Worker",
+    "WorkerChange",
 ]

@@ -25,6 +25,7 @@ from web.api.health import healthz, readyz
 from web.api.notifications import NotificationsController
 from web.api.regions import RegionsController
 from web.api.users import UsersController
+from web.api.workers import WorkersController
 from web.auth import AuthMiddleware
 from web.deps import DEPENDENCIES
 from web.errors import EXCEPTION_HANDLERS, audit_refusal
@@ -44,6 +45,7 @@ API_ROUTES: list[ControllerRouterHandler] = [
     RegionsController,
     AuditController,
     NotificationsController,
+    WorkersController,
     healthz,
     readyz,
 ]

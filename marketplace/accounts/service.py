@@ -10,7 +10,7 @@ from datetime import datetime
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -18,7 +18,7 @@ from marketplace import audit
 from marketplace.access import MANAGEABLE_ROLES, TOTP_ROLES, Actor, Role, in_scope, require
 from marketplace.accounts import rules
 from marketplace.accounts.models import AuthSession, User, UserCreate, UserPublic, UserUpdate
-from marketplace.brokers.models import Broker, BrokerStatus
+from marketplace.brokers.models import Broker, BrokerStatus, BrokerVillage
 from marketplace.clock import as_utc, utcnow
 from marketplace.crypto import DataCipher
 from marketplace.errors import Conflict, Forbidden, Invalid, Locked, NotFound, Unauthenticated
@@ -128,7 +128,11 @@ async def create_user(
     await session.flush()
     if role == Role.broker:
         # Bootstrapping: a broker account is an active broker for its village.
-        session.add(Broker(user_id=user.id, name=data.display_name, village_code=data.region_code))
+        broker = Broker(user_id=user.id, name=data.display_name, village_code=data.region_code)
+        session.add(broker)
+        await session.flush()
+        assert broker.id is not None
+        session.add(BrokerVillage(broker_id=broker.id, village_code=broker.village_code))
     await audit.record(
         session=session,
         actor=actor,
@@ -256,8 +260,17 @@ async def _sync_broker(session: AsyncSession, user: User) -> None:
     active = user.is_active and user.role == Role.broker
     if broker.status in (BrokerStatus.active, BrokerStatus.suspended):
         broker.status = BrokerStatus.active if active else BrokerStatus.suspended
-    if user.role == Role.broker:
+    if user.role == Role.broker and broker.village_code != user.region_code:
+        # The home village moves; its assignment row moves with it.
+        await session.execute(
+            delete(BrokerVillage).where(
+                col(BrokerVillage.broker_id) == broker.id,
+                col(BrokerVillage.village_code) == broker.village_code,
+            )
+        )
         broker.village_code = user.region_code
+        assert broker.id is not None
+        session.add(BrokerVillage(broker_id=broker.id, village_code=broker.village_code))
     session.add(broker)
 
 

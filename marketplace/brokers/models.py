@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Index
+from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from marketplace.clock import utcnow
@@ -32,4 +32,17 @@ class Broker(SQLModel, table=True):
     name: str = Field(max_length=64)
     village_code: str = Field(foreign_key="region.code", max_length=12)
     status: str = Field(default=BrokerStatus.active, max_length=16)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class BrokerVillage(SQLModel, table=True):
+    """A village a broker serves. Every broker has a row for the home village;
+    more rows are villages assigned to them on top (the brokers issue manages them)."""
+
+    __tablename__ = "broker_village"
+    __table_args__ = (UniqueConstraint("broker_id", "village_code"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    broker_id: int = Field(foreign_key="broker.id", index=True)
+    village_code: str = Field(foreign_key="region.code", max_length=12, index=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

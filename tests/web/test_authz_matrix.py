@@ -20,7 +20,7 @@ import itertools
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,9 @@ from marketplace.crypto import new_data_key
 from marketplace.db import unit_of_work
 from marketplace.notifications import service as inbox
 from marketplace.regions.models import Region
+from marketplace.workers import service as worker_service
+from marketplace.workers.identity import check_char
+from marketplace.workers.models import WorkerCreate
 from tests.conftest import WUXI, YUZHONG
 from web.app import create_app
 from web.settings import DatabaseSettings, SecuritySettings, Settings
@@ -95,6 +98,9 @@ class Scene:
     callers: dict[Role, Caller] = field(default_factory=dict)
     sessions: async_sessionmaker[AsyncSession] | None = None
     counter: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    # Worker records: one (plus a spare to merge or dismiss with) in each village.
+    worker: dict[str, int] = field(default_factory=dict)
+    spare_worker: dict[str, int] = field(default_factory=dict)
 
 
 async def _first_child(session: AsyncSession, parent: str) -> str:
@@ -149,6 +155,10 @@ async def build_scene(
     }
     own_target = await make_account("broker", village[OWN])
     other_target = await make_account("broker", village[OTHER])
+    workers_made = {
+        scope: await _make_workers(sessions, client, target, village[scope], scope)
+        for scope, target in ((OWN, own_target), (OTHER, other_target))
+    }
     login_probe = await make_account("employer", YUZHONG)
     enrol_probe = await make_account("finance", YUZHONG)
     async with unit_of_work(sessions) as session:
@@ -170,6 +180,8 @@ async def build_scene(
         login_probe=(login_probe.username, login_probe.password),
         enrol_probe=(enrol_probe.username, enrol_probe.password),
         sessions=sessions,
+        worker={scope: made[0] for scope, made in workers_made.items()},
+        spare_worker={scope: made[1] for scope, made in workers_made.items()},
     )
     for role in ROLES:
         account = await make_account(role.value, scope_of[role])
@@ -191,6 +203,45 @@ async def build_scene(
             notification_id=note.id,
         )
     return scene
+
+
+def _matrix_id(n: int) -> str:
+    first17 = f"500103{date(1980, 1, 1) + timedelta(days=n):%Y%m%d}{n % 1000:03d}"
+    return first17 + check_char(first17)
+
+
+async def _make_workers(
+    sessions: async_sessionmaker[AsyncSession],
+    client: AsyncTestClient[Litestar],
+    keeper: Any,
+    village: str,
+    scope: str,
+) -> tuple[int, int]:
+    """Two records kept by ``keeper`` (a broker of ``village``)."""
+    made = []
+    async with unit_of_work(sessions) as session:
+        for n in (1, 2):
+            worker = await worker_service.register(
+                session=session,
+                actor=accounts.actor_for(keeper.user),
+                cipher=client.app.state.cipher,
+                data=WorkerCreate(
+                    name=f"矩阵{scope}{'甲乙'[n - 1]}",
+                    id_number=_matrix_id(5000 + n + (10 if scope == OTHER else 0)),
+                    hukou_village_code=village,
+                ),
+            )
+            assert worker.id is not None
+            made.append(worker.id)
+    return made[0], made[1]
+
+
+def _new_worker(scene: Scene, scope: str, n: int) -> dict[str, Any]:
+    return {
+        "name": "新登记" + chr(0x4E00 + n),
+        "id_number": _matrix_id(n),
+        "hukou_village_code": scene.village[scope],
+    }
 
 
 # --- the declared rules ----------------------------------------------------------------
@@ -297,6 +348,50 @@ API_RULES: dict[tuple[str, str], Rule] = {
     # The audit log: auditors only (their own district's entries; see the journey test).
     ("GET", "/api/v1/audit"): Rule(anon=401, own=only(200, {Role.auditor})),
     ("GET", "/api/v1/audit/verify"): Rule(anon=401, own=only(200, {Role.auditor})),
+    # The worker register: brokers keep their villages' records; officers above the
+    # village read their region; a record out of reach is 404 (docs/access.md).
+    ("POST", "/api/v1/workers"): Rule(
+        anon=401, own=only(201, {Role.broker}), other=every(403), body=_new_worker,
+    ),
+    ("GET", "/api/v1/workers"): Rule(
+        anon=401, own=                                (200, 200, 200, 403, 200, 403, 403, 403, 403),
+                   other=                             (200, 403, 403, 403, 403, 403, 403, 403, 403),
+        query=lambda s, scope: {"village_code": s.village[scope]},
+    ),
+    ("GET", "/api/v1/workers/duplicates"): Rule(anon=401, own=only(200, {Role.broker})),
+    ("POST", "/api/v1/workers/duplicates/dismiss"): Rule(
+        anon=401, own=                                (403, 403, 403, 403, 204, 403, 403, 403, 403),
+                   other=                             (403, 404, 404, 403, 404, 403, 403, 403, 403),
+        body=lambda s, scope, _: {"a": s.worker[scope], "b": s.spare_worker[scope]},
+    ),
+    ("GET", "/api/v1/workers/{worker_id:int}"): Rule(
+        anon=401, own=                                (200, 200, 200, 403, 200, 403, 403, 403, 403),
+                   other=                             (200, 404, 404, 403, 404, 403, 403, 403, 403),
+    ),
+    ("GET", "/api/v1/workers/{worker_id:int}/history"): Rule(
+        anon=401, own=                                (200, 200, 200, 403, 200, 403, 403, 403, 403),
+                   other=                             (200, 404, 404, 403, 404, 403, 403, 403, 403),
+    ),
+    ("PATCH", "/api/v1/workers/{worker_id:int}"): Rule(
+        anon=401, own=                                (403, 403, 403, 403, 200, 403, 403, 403, 403),
+                   other=                             (403, 404, 404, 403, 404, 403, 403, 403, 403),
+        body=lambda _, __, n: {"note": f"备注{n}"},
+    ),
+    ("POST", "/api/v1/workers/{worker_id:int}/verify"): Rule(
+        anon=401, own=                                (403, 403, 403, 403, 200, 403, 403, 403, 403),
+                   other=                             (403, 404, 404, 403, 404, 403, 403, 403, 403),
+    ),
+    ("POST", "/api/v1/workers/{worker_id:int}/merge"): Rule(
+        anon=401, own=                                (403, 403, 403, 403, 200, 403, 403, 403, 403),
+                   other=                             (403, 404, 404, 403, 404, 403, 403, 403, 403),
+        body=lambda s, scope, _: {"other_id": s.spare_worker[scope]},
+    ),
+    # Last: the broker's call deletes the own record.
+    ("DELETE", "/api/v1/workers/{worker_id:int}"): Rule(
+        anon=401, own=                                (403, 403, 403, 403, 204, 403, 403, 403, 403),
+                   other=                             (403, 404, 404, 403, 404, 403, 403, 403, 403),
+        body=lambda _, __, ___: {"reason": "person_request"},
+    ),
 }
 # fmt: on
 
@@ -398,6 +493,7 @@ def _fill(path: str, scene: Scene, caller: Caller | None, scope: str) -> str:
     values = {
         "{code:str}": scene.village[scope],
         "{user_id:int}": str(scene.target_user[scope]),
+        "{worker_id:int}": str(scene.worker[scope]),
         "{notification_id:int}": str(
             caller.notification_id if caller and scope == OWN else scene.other_notification
         ),
@@ -537,7 +633,8 @@ async def test_expired_session_is_anonymous_everywhere(
             method,
             path.replace("{code:str}", YUZHONG)
             .replace("{user_id:int}", "1")
-            .replace("{notification_id:int}", "1"),
+            .replace("{notification_id:int}", "1")
+            .replace("{worker_id:int}", "1"),
             headers={"Authorization": f"Bearer {token}"},
             json={} if method != "GET" else None,
         )

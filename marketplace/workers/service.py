@@ -1,0 +1,476 @@
+"""What can be done with the worker register: register, read, list, edit, verify,
+delete. Likely duplicates and merging live in ``dedupe``.
+
+One record at a time, so bulk import can call ``register``/``update`` per row inside
+its own transactions, and export can page through ``list_workers``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Protocol
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from marketplace import audit
+from marketplace.access import Actor, Role, in_scope
+from marketplace.brokers.models import Broker
+from marketplace.clock import local, utcnow
+from marketplace.crypto import DataCipher
+from marketplace.errors import Conflict, Forbidden, Invalid
+from marketplace.events import emit
+from marketplace.regions.models import CITY_CODE, Region, RegionLevel
+from marketplace.workers import records, rules, scope
+from marketplace.workers.identity import parse_mobile, parse_resident_id, require_working_age
+from marketplace.workers.models import (
+    CertificateIn,
+    DeleteReason,
+    Worker,
+    WorkerChange,
+    WorkerChangePublic,
+    WorkerCreate,
+    WorkerPublic,
+    WorkerUpdate,
+)
+
+EVENT = "worker.changed"
+
+
+class OccupationMapper(Protocol):
+    """Maps skills as entered to occupation codes. The matching issue implements it;
+    until ``web`` wires one, records keep ``occupation_codes == []``."""
+
+    def codes_for(self, skills: list[str]) -> list[str]: ...
+
+
+def today_local() -> date:
+    return local(utcnow()).date()
+
+
+# --- checking input --------------------------------------------------------------------
+
+
+async def _village(session: AsyncSession, code: str) -> None:
+    region = await session.get(Region, code)
+    if region is None:
+        raise Invalid("hukou_village_code", f"户籍村（社区）代码 {code} 不存在")
+    if region.level != RegionLevel.village:
+        raise Invalid("hukou_village_code", f"{code}（{region.name}）不是村（社区）级区划")
+
+
+async def _current_region(session: AsyncSession, code: str) -> None:
+    if not code.startswith(CITY_CODE) or await session.get(Region, code) is None:
+        raise Invalid(
+            "current_region_code",
+            f"现居地区划代码 {code} 不是重庆市的区划；市外或境外请填写 current_location_text",
+        )
+
+
+async def _checked(
+    session: AsyncSession, given: dict[str, Any], today: date
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Validate the fields in ``given`` (clear values from a request); returns the values
+    to store and the fields derived from them (gender, birth date)."""
+    values: dict[str, Any] = {}
+    derived: dict[str, Any] = {}
+    for field, value in given.items():
+        if field == "name":
+            values[field] = rules.clean_name(value)
+        elif field == "id_number":
+            if value is None:
+                raise Invalid("id_number", "身份证号不能为空")
+            identity = parse_resident_id(value, today=today)
+            require_working_age(identity, today=today)
+            values[field] = identity.number
+            derived = {"gender": identity.gender, "birth_date": identity.birth_date}
+        elif field == "phone":
+            values[field] = parse_mobile(value) if value not in (None, "") else None
+        elif field == "hukou_village_code":
+            if value is None:
+                raise Invalid(field, "户籍村（社区）不能为空")
+            await _village(session, value)
+            values[field] = value
+        elif field == "current_region_code":
+            if value:
+                await _current_region(session, value)
+            values[field] = value or None
+        elif field in ("skills", "training_wishes"):
+            values[field] = rules.clean_list(value or [], field=field)
+        elif field == "certificates":
+            values[field] = [
+                {"type": c.type, "number": c.number, "expires_on": _iso(c.expires_on)}
+                for c in rules.check_certificates(
+                    [CertificateIn.model_validate(c) for c in value or []]
+                )
+            ]
+        elif field == "available_from":
+            values[field] = _iso(value)
+        elif field == "employment_status" and value is None:
+            raise Invalid(field, "就业状态不能为空")
+        elif field == "consent_to_recommend" and value is None:
+            raise Invalid(field, "是否同意推荐不能为空")
+        else:
+            values[field] = value.value if hasattr(value, "value") else value
+        if isinstance(values.get(field), str) and field in ("current_location_text", "note"):
+            values[field] = values[field].strip() or None
+    return values, derived
+
+
+def _iso(value: date | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _check_whole(values: dict[str, Any]) -> None:
+    rules.check_wage(
+        values.get("wage_min_fen"), values.get("wage_max_fen"), values.get("wage_unit")
+    )
+    rules.check_location(values.get("current_region_code"), values.get("current_location_text"))
+
+
+async def find_by_id_number(
+    session: AsyncSession, cipher: DataCipher, id_number: str
+) -> Worker | None:
+    """The record holding this ID number, under the current or an old key's hash."""
+    return (
+        await session.execute(
+            select(Worker).where(col(Worker.id_number_hash).in_(cipher.lookup_hashes(id_number)))
+        )
+    ).scalar_one_or_none()
+
+
+async def _refuse_duplicate(
+    session: AsyncSession, cipher: DataCipher, id_number: str, *, except_id: int | None = None
+) -> None:
+    existing = await find_by_id_number(session, cipher, id_number)
+    if existing is None or existing.id == except_id:
+        return
+    broker = await session.get(Broker, existing.broker_id)
+    keeper = rules.mask_name(broker.name if broker else None)
+    raise Conflict(
+        f"此身份证号已登记：劳动者编号 {existing.id}，由经纪人 {keeper} 维护", field="id_number"
+    )
+
+
+async def _flush_unique(session: AsyncSession, cipher: DataCipher, id_number: str) -> None:
+    """Flush in a savepoint: a concurrent registration of the same number that won the
+    race shows as the same 409, not a 500."""
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        await _refuse_duplicate(session, cipher, id_number)
+        raise
+
+
+# --- writing ---------------------------------------------------------------------------
+
+
+def _consent(worker: Worker, changed: set[str], actor: Actor, now: datetime) -> None:
+    """When, and by whom, the consent now stored was recorded (PIPL)."""
+    if {"consent_to_recommend", "consent_method"} & changed:
+        worker.consent_at = now if worker.consent_to_recommend else None
+        worker.consent_recorded_by = actor.user_id
+
+
+async def record_change(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    worker: Worker,
+    action: str,
+    rows: list[WorkerChange],
+    detail: dict[str, Any] | None = None,
+) -> None:
+    session.add_all(rows)
+    await audit.record(
+        session=session,
+        actor=actor,
+        action=f"worker.{action}",
+        object_type="worker",
+        object_id=worker.id,
+        region_code=worker.hukou_village_code,
+        detail=detail or {"fields": sorted({r.field for r in rows})},
+    )
+    await emit(session, EVENT, {"worker_id": worker.id, "action": action})
+    await session.flush()
+
+
+async def register(
+    *,
+    session: AsyncSession,
+    actor: Actor,
+    cipher: DataCipher,
+    data: WorkerCreate,
+    occupations: OccupationMapper | None = None,
+    broker_id: int | None = None,
+    today: date | None = None,
+) -> Worker:
+    """Register a person. A broker registers into their own villages and keeps the
+    record; the system (import CLI) names the keeping broker."""
+    reach = await scope.reach(session, actor, "worker.edit")
+    keeper = reach.broker_id if not actor.is_system else broker_id
+    if keeper is None:
+        raise Invalid("broker_id", "须指定维护此记录的经纪人")
+    given = data.model_dump(exclude={"consent_method"} if not data.consent_to_recommend else set())
+    values, derived = await _checked(session, given, today or today_local())
+    scope.require_village(reach, values["hukou_village_code"])
+    _check_whole(values)
+    await _refuse_duplicate(session, cipher, values["id_number"])
+    now = utcnow()
+    values["occupation_codes"] = occupations.codes_for(values["skills"]) if occupations else []
+    worker = Worker(broker_id=keeper, created_at=now, updated_at=now, **derived)
+    records.apply(worker, values, cipher)
+    _consent(worker, set(values) if data.consent_to_recommend else set(), actor, now)
+    session.add(worker)
+    await _flush_unique(session, cipher, values["id_number"])
+    assert worker.id is not None
+    rows = records.changes(
+        worker_id=worker.id,
+        action="create",
+        old={},
+        new=values,
+        actor_user_id=actor.user_id,
+        at=now,
+        cipher=cipher,
+    )
+    await record_change(session, actor=actor, worker=worker, action="create", rows=rows)
+    return worker
+
+
+async def update_worker(
+    *,
+    session: AsyncSession,
+    actor: Actor,
+    cipher: DataCipher,
+    worker_id: int,
+    data: WorkerUpdate,
+    occupations: OccupationMapper | None = None,
+    today: date | None = None,
+) -> Worker:
+    reach, worker = await scope.load_for_edit(session, actor, worker_id)
+    given = data.model_dump(exclude_unset=True)
+    values, derived = await _checked(session, given, today or today_local())
+    if "hukou_village_code" in values and values["hukou_village_code"] != worker.hukou_village_code:
+        scope.require_village(reach, values["hukou_village_code"])
+    old = records.state(worker, cipher)
+    new = {**old, **values}
+    if not new["consent_to_recommend"]:
+        new["consent_method"] = None
+    if "skills" in values and occupations is not None:
+        new["occupation_codes"] = occupations.codes_for(new["skills"])
+    _check_whole(new)
+    if "id_number" in values and values["id_number"] != old["id_number"]:
+        await _refuse_duplicate(session, cipher, values["id_number"], except_id=worker.id)
+    now = utcnow()
+    assert worker.id is not None
+    rows = records.changes(
+        worker_id=worker.id,
+        action="update",
+        old=old,
+        new=new,
+        actor_user_id=actor.user_id,
+        at=now,
+        cipher=cipher,
+    )
+    if not rows:
+        return worker
+    records.apply(worker, {r.field: new[r.field] for r in rows}, cipher)
+    _consent(worker, {r.field for r in rows}, actor, now)
+    for field, value in derived.items():
+        setattr(worker, field, value)
+    worker.updated_at = now
+    session.add(worker)
+    await _flush_unique(session, cipher, new["id_number"])
+    await record_change(session, actor=actor, worker=worker, action="update", rows=rows)
+    return worker
+
+
+async def verify(*, session: AsyncSession, actor: Actor, worker_id: int) -> Worker:
+    """The broker checked the record with the person: it is fresh as of now."""
+    _, worker = await scope.load_for_edit(session, actor, worker_id)
+    now = utcnow()
+    worker.last_verified_at = now
+    session.add(worker)
+    assert worker.id is not None
+    row = records.note_row(
+        worker_id=worker.id,
+        action="verify",
+        field="last_verified_at",
+        value=now.isoformat(),
+        actor_user_id=actor.user_id,
+        at=now,
+    )
+    await record_change(session, actor=actor, worker=worker, action="verify", rows=[row])
+    return worker
+
+
+async def delete_worker(
+    *, session: AsyncSession, actor: Actor, worker_id: int, reason: DeleteReason
+) -> Worker:
+    """Erase the person's data and keep an anonymised tombstone (docs/workers.md)."""
+    _, worker = await scope.load_for_edit(session, actor, worker_id)
+    now = utcnow()
+    await erase(session, worker, reason=reason.value, at=now)
+    assert worker.id is not None
+    row = records.note_row(
+        worker_id=worker.id,
+        action="delete",
+        field="deleted_reason",
+        value=reason.value,
+        actor_user_id=actor.user_id,
+        at=now,
+    )
+    await record_change(
+        session, actor=actor, worker=worker, action="delete", rows=[row], detail={"reason": reason}
+    )
+    return worker
+
+
+async def erase(session: AsyncSession, worker: Worker, *, reason: str, at: datetime) -> None:
+    """Tombstone ``worker`` and clear the values in its history (and in the history
+    merged into it). Kept: id, village, broker, status, times, reason."""
+    records.erase(worker)
+    worker.deleted_at = at
+    worker.deleted_reason = reason
+    worker.updated_at = at
+    session.add(worker)
+    await session.execute(
+        update(WorkerChange)
+        .where(col(WorkerChange.worker_id) == worker.id)
+        .values(old_value=None, new_value=None)
+    )
+
+
+# --- reading ---------------------------------------------------------------------------
+
+
+async def get_worker(
+    *, session: AsyncSession, actor: Actor, cipher: DataCipher, worker_id: int, reveal: bool = False
+) -> WorkerPublic:
+    reach = await scope.reach(session, actor)
+    worker = await scope.load(session, reach, worker_id)
+    if reveal:
+        if not reach.may_reveal(worker):
+            raise Forbidden(
+                "只有维护此记录的经纪人和辖区经办人可查看完整证件号和手机号", field="reveal"
+            )
+        await audit.record(
+            session=session,
+            actor=actor,
+            action="worker.reveal",
+            object_type="worker",
+            object_id=worker.id,
+            region_code=worker.hukou_village_code,
+            detail={"fields": ["id_number", "phone", "certificates"]},
+        )
+    return records.to_public(worker, cipher, reveal=reveal)
+
+
+async def list_workers(
+    *,
+    session: AsyncSession,
+    actor: Actor,
+    limit: int,
+    offset: int,
+    q: str | None = None,
+    village_code: str | None = None,
+    employment_status: str | None = None,
+    broker_id: int | None = None,
+) -> tuple[list[Worker], int]:
+    """Live records in the actor's reach, filtered, by id."""
+    reach = await scope.reach(session, actor)
+    where: list[Any] = [col(Worker.deleted_at).is_(None)]
+    if actor.role == Role.broker:
+        where.append(
+            col(Worker.hukou_village_code).in_(reach.villages)
+            | (col(Worker.broker_id) == reach.broker_id)
+        )
+        if village_code and not any(
+            v.startswith(village_code) or village_code.startswith(v) for v in reach.villages
+        ):
+            raise Forbidden(f"区划 {village_code} 不在您服务的村（社区）内", field="village_code")
+    else:
+        prefix = village_code or actor.region_code
+        if not in_scope(actor, prefix):
+            raise Forbidden(f"区划 {prefix} 不在您的管辖范围内", field="village_code")
+        where.append(col(Worker.hukou_village_code).startswith(actor.region_code))
+    if village_code:
+        where.append(col(Worker.hukou_village_code).startswith(village_code))
+    if q:
+        where.append(col(Worker.name).contains(q.strip()))
+    if employment_status:
+        where.append(col(Worker.employment_status) == employment_status)
+    if broker_id is not None:
+        where.append(col(Worker.broker_id) == broker_id)
+    total = (
+        await session.execute(select(func.count()).select_from(Worker).where(*where))
+    ).scalar_one()
+    rows = await session.execute(
+        select(Worker).where(*where).order_by(col(Worker.id)).limit(limit).offset(offset)
+    )
+    return list(rows.scalars()), total
+
+
+async def history(
+    *, session: AsyncSession, actor: Actor, cipher: DataCipher, worker_id: int
+) -> list[WorkerChangePublic]:
+    """Every change of the record (and of records merged into it), values masked."""
+    reach = await scope.reach(session, actor)
+    worker = await scope.load(session, reach, worker_id)
+    rows = await session.execute(
+        select(WorkerChange)
+        .where(col(WorkerChange.worker_id) == worker.id)
+        .order_by(col(WorkerChange.at), col(WorkerChange.id))
+    )
+    return [
+        WorkerChangePublic(
+            id=row.id or 0,
+            worker_id=row.worker_id,
+            origin_worker_id=row.origin_worker_id,
+            action=row.action,
+            field=row.field,
+            old_value=records.masked_value(row.field, row.old_value, row.sensitive, cipher),
+            new_value=records.masked_value(row.field, row.new_value, row.sensitive, cipher),
+            actor_user_id=row.actor_user_id,
+            at=row.at,
+        )
+        for row in rows.scalars()
+    ]
+
+
+async def broker_update_rate(
+    *, session: AsyncSession, broker_id: int, start: datetime, end: datetime
+) -> float | None:
+    """``rules.update_rate`` over the records ``broker_id`` keeps (docs/workers.md)."""
+    workers = (
+        await session.execute(
+            select(col(Worker.id), col(Worker.created_at), col(Worker.deleted_at)).where(
+                col(Worker.broker_id) == broker_id, col(Worker.created_at) < end
+            )
+        )
+    ).all()
+    touched: dict[int, list[datetime]] = {}
+    changes = await session.execute(
+        select(col(WorkerChange.worker_id), col(WorkerChange.at))
+        .join(Worker, col(Worker.id) == col(WorkerChange.worker_id))
+        .where(
+            col(Worker.broker_id) == broker_id,
+            col(WorkerChange.at) >= start,
+            col(WorkerChange.at) < end,
+        )
+    )
+    for worker_id, at in changes.all():
+        touched.setdefault(worker_id, []).append(at)
+    return rules.update_rate(
+        (
+            rules.RegisterEntry(
+                created_at=created, deleted_at=deleted, touched_at=touched.get(int(wid or 0), [])
+            )
+            for wid, created, deleted in workers
+        ),
+        start=start,
+        end=end,
+    )
