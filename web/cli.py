@@ -234,6 +234,42 @@ def audit_verify() -> None:
     raise CliError(f"审计日志在第 {result.broken_at} 条断裂：{result.reason}")
 
 
+# --- keys -------------------------------------------------------------------------
+
+
+@main.group("keys")
+def keys_group() -> None:
+    """数据加密密钥。"""
+
+
+@keys_group.command("rotate")
+@click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1, 10_000))
+@friendly
+def keys_rotate(batch_size: int) -> None:
+    """用当前 LAOWU_DATA_KEY 重新加密全部加密字段（旧密钥须在 LAOWU_OLD_DATA_KEYS 中）。
+
+    分批进行、每批一个短事务，服务无需停机；可重复执行，已是新密钥的行不再改动。
+    """
+    from marketplace.workers.rotation import rotate_keys
+
+    async def run(settings: Settings) -> Any:
+        engine = create_engine(settings.db.url)
+        try:
+            return await rotate_keys(
+                session_factory(engine), settings.security.cipher(), batch_size=batch_size
+            )
+        finally:
+            await engine.dispose()
+
+    started = time.perf_counter()
+    report = _run(run)
+    click.echo(
+        f"已用新密钥重新加密：劳动者 {report.workers} 条，变更历史 {report.changes} 条，"
+        f"账号动态验证码密钥 {report.users} 个（共检查 {report.scanned} 行，"
+        f"用时 {time.perf_counter() - started:.2f} 秒）"
+    )
+
+
 # --- demo, serve, worker ----------------------------------------------------------
 
 
