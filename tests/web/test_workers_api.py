@@ -6,14 +6,12 @@ from datetime import date
 from typing import Any
 
 import pytest
-from argon2 import PasswordHasher
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from marketplace.accounts import service as accounts_service
 from marketplace.audit.models import AuditEntry
 from marketplace.regions.models import Region
 from marketplace.workers.models import Worker, WorkerChange
@@ -58,14 +56,6 @@ def body(village: str, **overrides: Any) -> dict[str, Any]:
     }
     data.update(overrides)
     return data
-
-
-@pytest.fixture(autouse=True)
-def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Argon2 at minimal cost: these tests are about the register, not hashing."""
-    monkeypatch.setattr(
-        accounts_service, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
-    )
 
 
 @pytest.fixture
