@@ -14,12 +14,14 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from marketplace.access import Actor
+from marketplace.access import SYSTEM, Actor
 from marketplace.accounts import service as accounts
+from marketplace.accounts.models import UserUpdate
+from marketplace.brokers.models import BrokerVillage
 from marketplace.clock import utcnow
 from marketplace.crypto import DataCipher
 from marketplace.db import unit_of_work
-from marketplace.errors import Conflict, NotFound
+from marketplace.errors import Conflict, Forbidden, NotFound
 from marketplace.events import OutboxEvent
 from marketplace.regions.models import Region
 from marketplace.workers import dedupe, service
@@ -383,3 +385,35 @@ async def test_no_id_number_or_phone_in_clear_anywhere_in_the_database(
         assert json.dumps(number).encode() not in blob
     for n in range(5):
         assert f"1581234{n:04d}".encode() not in blob
+
+
+async def test_broker_home_village_row_follows_the_account(ctx: Ctx) -> None:
+    """A broker account serves its home village; moving it moves that row, and the
+    broker then sees the new village's register, not the old one's."""
+    await ctx.create(id_number=make_id(date(1988, 8, 8), 9))
+    async with unit_of_work(ctx.sessions) as session:
+        await accounts.update_user(
+            session=session,
+            actor=SYSTEM,
+            user_id=ctx.broker.user_id or 0,
+            data=UserUpdate(region_code=ctx.village2),
+        )
+    async with ctx.sessions() as session:
+        rows = await session.execute(
+            select(col(BrokerVillage.village_code)).where(
+                col(BrokerVillage.broker_id) == ctx.broker_id
+            )
+        )
+        assert list(rows.scalars()) == [ctx.village2]
+    moved = Actor(ctx.broker.user_id, ctx.broker.username, "broker", ctx.village2)
+    await ctx.create(
+        actor=moved, id_number=make_id(date(1988, 8, 9), 9), hukou_village_code=ctx.village2
+    )
+    async with ctx.sessions() as session:
+        # The record kept from the old village stays with its keeper.
+        _, total = await service.list_workers(session=session, actor=moved, limit=10, offset=0)
+        assert total == 2
+        with pytest.raises(Forbidden):
+            await service.list_workers(
+                session=session, actor=moved, limit=10, offset=0, village_code=ctx.village
+            )
