@@ -400,7 +400,7 @@ async def list_workers(
     if village_code:
         where.append(col(Worker.hukou_village_code).startswith(village_code))
     if q:
-        where.append(col(Worker.name).contains(q.strip()))
+        where.append(col(Worker.name).contains(q.strip(), autoescape=True))
     if employment_status:
         where.append(col(Worker.employment_status) == employment_status)
     if broker_id is not None:

@@ -118,6 +118,8 @@ async def test_register_read_list_masked_and_reveal_audited(
         assert_masked(detail.json())
         listed = await client.get("/api/v1/workers", params={"q": "建国"}, headers=h[who])
         assert listed.json()["total"] == 1
+        wildcard = await client.get("/api/v1/workers", params={"q": "%"}, headers=h[who])
+        assert wildcard.json()["total"] == 0  # a search term, not a LIKE pattern
         assert_masked(listed.json())
     history = await client.get(f"/api/v1/workers/{wid}/history", headers=h["broker"])
     assert history.status_code == 200
