@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from marketplace.access import Actor
 from marketplace.crypto import DataCipher
 from marketplace.db import begin_write
+from matching.normalize import TaxonomyOccupationMapper
 from web.auth import Principal, principal_of
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -51,6 +52,11 @@ def provide_actor(request: Request[Any, Any, Any]) -> Actor:
     return principal_of(request).actor
 
 
+def provide_occupations() -> TaxonomyOccupationMapper:
+    """Skills to occupations, for the worker register (the matching package's taxonomy)."""
+    return TaxonomyOccupationMapper()
+
+
 def provide_cipher(request: Request[Any, Any, Any]) -> DataCipher:
     cipher: DataCipher = request.app.state.cipher
     return cipher
@@ -74,6 +80,7 @@ DEPENDENCIES = {
     "principal": Provide(provide_principal, sync_to_thread=False),
     "actor": Provide(provide_actor, sync_to_thread=False),
     "cipher": Provide(provide_cipher, sync_to_thread=False),
+    "occupations": Provide(provide_occupations, sync_to_thread=False),
     "page": Provide(provide_page, sync_to_thread=False),
 }
 
@@ -83,6 +90,7 @@ Db = NamedDependency[AsyncSession]
 CurrentActor = NamedDependency[Actor]
 CurrentPrincipal = NamedDependency[Principal]
 Cipher = NamedDependency[DataCipher]
+Occupations = NamedDependency[TaxonomyOccupationMapper]
 Paging = NamedDependency[Page]
 # A row id in a path: bounded to the 32-bit integer columns, so an absurd id is a 422
 # and not a database overflow.

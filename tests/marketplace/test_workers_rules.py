@@ -92,11 +92,15 @@ def test_duplicate_reasons() -> None:
     born = date(1980, 5, 6)
     a = rules.DuplicateCandidate(1, "王建国", "h1", "500103001001", born)
     similar = rules.DuplicateCandidate(2, "王 建国", "h1", "500103001002", date(1981, 1, 1))
-    # One character apart in a three-character name scores 67: below the cut-off.
-    other_name = rules.DuplicateCandidate(3, "王建囯", "h1", "500103001002", date(1981, 1, 1))
+    # One slip in a three-character name (67) is flagged; a different
+    # two-character name on the same phone (a relative, 50) is not.
+    slip = rules.DuplicateCandidate(3, "王建囯", "h1", "500103001002", date(1981, 1, 1))
+    relative = rules.DuplicateCandidate(5, "王芳", "h1", "500103001002", date(1981, 1, 1))
+    relative_b = rules.DuplicateCandidate(6, "王丽", "h1", "500103001002", date(1983, 1, 1))
     same_birth = rules.DuplicateCandidate(4, "赵六", None, "500103001001", born)
     assert rules.duplicate_reasons(a, similar) == ["same_phone_similar_name"]
-    assert rules.duplicate_reasons(a, other_name) == []
+    assert rules.duplicate_reasons(a, slip) == ["same_phone_similar_name"]
+    assert rules.duplicate_reasons(relative, relative_b) == []
     assert rules.duplicate_reasons(a, same_birth) == ["same_village_birth_date"]
 
 

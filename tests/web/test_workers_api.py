@@ -106,7 +106,9 @@ async def test_register_read_list_masked_and_reveal_audited(
     assert worker["phone_masked"] == "139****5678"
     assert worker["gender"] == "female"  # derived from the number, not the request's "male"
     assert worker["birth_date"] == "1985-04-12"
-    assert worker["occupation_codes"] == []
+    # Skills as entered are kept; the taxonomy maps them (电焊 → welder).
+    assert worker["skills"] == ["电焊", "钢筋工"]
+    assert worker["occupation_codes"] == ["welder", "rebar_worker"]
     assert worker["broker_id"] != 999
     assert worker["consent_at"] is not None
     assert worker["certificates"][0]["number"].startswith("T50")

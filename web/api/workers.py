@@ -22,7 +22,7 @@ from marketplace.workers.models import (
 )
 from web.api.schemas import Paged
 from web.auth import requires_login
-from web.deps import Cipher, CurrentActor, Db, Paging, RowId
+from web.deps import Cipher, CurrentActor, Db, Occupations, Paging, RowId
 
 
 class WorkersController(Controller):
@@ -32,9 +32,16 @@ class WorkersController(Controller):
 
     @post("/")
     async def create(
-        self, db: Db, actor: CurrentActor, cipher: Cipher, data: JSONBody[WorkerCreate]
+        self,
+        db: Db,
+        actor: CurrentActor,
+        cipher: Cipher,
+        occupations: Occupations,
+        data: JSONBody[WorkerCreate],
     ) -> WorkerPublic:
-        worker = await workers.register(session=db, actor=actor, cipher=cipher, data=data)
+        worker = await workers.register(
+            session=db, actor=actor, cipher=cipher, data=data, occupations=occupations
+        )
         return records.to_public(worker, cipher)
 
     @get("/")
@@ -95,11 +102,17 @@ class WorkersController(Controller):
         db: Db,
         actor: CurrentActor,
         cipher: Cipher,
+        occupations: Occupations,
         worker_id: RowId,
         data: JSONBody[WorkerUpdate],
     ) -> WorkerPublic:
         worker = await workers.update_worker(
-            session=db, actor=actor, cipher=cipher, worker_id=worker_id, data=data
+            session=db,
+            actor=actor,
+            cipher=cipher,
+            worker_id=worker_id,
+            data=data,
+            occupations=occupations,
         )
         return records.to_public(worker, cipher)
 
