@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -26,8 +27,6 @@ from marketplace.events import emit
 from marketplace.regions.models import Region
 
 _hasher = PasswordHasher()
-# Verified against when the username is unknown, so both paths cost the same.
-_DUMMY_HASH = _hasher.hash("laowu-dummy-password-for-timing")
 TOTP_ISSUER = "劳务经纪人平台"
 
 
@@ -39,6 +38,13 @@ class LoginFailed(Unauthenticated):
 
 class LoginLocked(Locked):
     keep_changes = True
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the username is unknown, so both paths cost the same.
+    Made on first use, not at import: every ``laowu`` start would pay for it."""
+    return _hasher.hash("laowu-dummy-password-for-timing")
 
 
 def hash_password(password: str) -> str:
@@ -379,7 +385,7 @@ async def check_password_step(
     now = utcnow()
     user = await _find_user(session, username)
     if user is None:
-        _verify_password(_DUMMY_HASH, password)
+        _verify_password(_dummy_hash(), password)
         raise Unauthenticated("用户名或密码错误", field="password")
     _check_not_locked(user, now)
     if not _verify_password(user.password_hash, password):
