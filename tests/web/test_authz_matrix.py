@@ -419,6 +419,8 @@ PAGE_RULES: dict[tuple[str, str], PageRule] = {
     ("GET", "/audit"): PageRule(anon=302),
     ("GET", "/inbox"): PageRule(anon=302),
     ("POST", "/inbox"): PageRule(anon=403),
+    ("GET", "/workers"): PageRule(anon=302),
+    ("POST", "/workers"): PageRule(anon=403),
 }
 
 

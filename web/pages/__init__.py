@@ -8,6 +8,21 @@ from web.pages.home import home
 from web.pages.inbox import inbox_mark_all_read, inbox_mark_read, inbox_page
 from web.pages.regions import region_page, regions_root, set_population, village_row
 from web.pages.users import user_create, user_edit, user_new, user_update, users_page
+from web.pages.workers import (
+    duplicates_dismiss,
+    duplicates_page,
+    worker_create,
+    worker_delete,
+    worker_delete_confirm,
+    worker_edit,
+    worker_merge,
+    worker_new,
+    worker_page,
+    worker_reveal,
+    worker_update,
+    worker_verify,
+    workers_page,
+)
 
 PAGE_ROUTES: list[ControllerRouterHandler] = [
     login_page,
@@ -29,4 +44,17 @@ PAGE_ROUTES: list[ControllerRouterHandler] = [
     inbox_page,
     inbox_mark_read,
     inbox_mark_all_read,
+    workers_page,
+    worker_new,
+    worker_create,
+    duplicates_page,
+    duplicates_dismiss,
+    worker_page,
+    worker_edit,
+    worker_update,
+    worker_reveal,
+    worker_verify,
+    worker_delete_confirm,
+    worker_delete,
+    worker_merge,
 ]
