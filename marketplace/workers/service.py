@@ -198,6 +198,37 @@ async def record_change(
     await session.flush()
 
 
+async def check_registration(
+    *, session: AsyncSession, reach: scope.Reach, data: WorkerCreate, today: date
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Every check ``register`` makes before writing, except the duplicate ID number:
+    the clear values to store and the fields derived from the ID number. Bulk import
+    uses it to validate a row fully before anything is written."""
+    given = data.model_dump(exclude={"consent_method"} if not data.consent_to_recommend else set())
+    values, derived = await _checked(session, given, today)
+    scope.require_village(reach, values["hukou_village_code"])
+    _check_whole(values)
+    return values, derived
+
+
+def new_record(
+    *,
+    values: dict[str, Any],
+    derived: dict[str, Any],
+    broker_id: int,
+    actor: Actor,
+    cipher: DataCipher,
+    occupations: OccupationMapper | None,
+    now: datetime,
+) -> Worker:
+    """A new, unsaved record of checked ``values`` (sets ``values["occupation_codes"]``)."""
+    values["occupation_codes"] = occupations.codes_for(values["skills"]) if occupations else []
+    worker = Worker(broker_id=broker_id, created_at=now, updated_at=now, **derived)
+    records.apply(worker, values, cipher)
+    _consent(worker, set(values) if values.get("consent_to_recommend") else set(), actor, now)
+    return worker
+
+
 async def register(
     *,
     session: AsyncSession,
@@ -214,16 +245,20 @@ async def register(
     keeper = reach.broker_id if not actor.is_system else broker_id
     if keeper is None:
         raise Invalid("broker_id", "须指定维护此记录的经纪人")
-    given = data.model_dump(exclude={"consent_method"} if not data.consent_to_recommend else set())
-    values, derived = await _checked(session, given, today or today_local())
-    scope.require_village(reach, values["hukou_village_code"])
-    _check_whole(values)
+    values, derived = await check_registration(
+        session=session, reach=reach, data=data, today=today or today_local()
+    )
     await _refuse_duplicate(session, cipher, values["id_number"])
     now = utcnow()
-    values["occupation_codes"] = occupations.codes_for(values["skills"]) if occupations else []
-    worker = Worker(broker_id=keeper, created_at=now, updated_at=now, **derived)
-    records.apply(worker, values, cipher)
-    _consent(worker, set(values) if data.consent_to_recommend else set(), actor, now)
+    worker = new_record(
+        values=values,
+        derived=derived,
+        broker_id=keeper,
+        actor=actor,
+        cipher=cipher,
+        occupations=occupations,
+        now=now,
+    )
     session.add(worker)
     await _flush_unique(session, cipher, values["id_number"])
     assert worker.id is not None

@@ -386,6 +386,17 @@ API_RULES: dict[tuple[str, str], Rule] = {
                    other=                             (403, 404, 404, 403, 404, 403, 403, 403, 403),
         body=lambda s, scope, _: {"other_id": s.spare_worker[scope]},
     ),
+    # Import and export (docs/workers.md). The template holds no personal data. The
+    # matrix sends no file, so the broker (past the role guard) gets 422.
+    ("GET", "/api/v1/workers/import-template"): Rule(anon=401, own=every(200)),
+    ("POST", "/api/v1/workers/import"): Rule(
+        anon=401, own=                                (403, 403, 403, 403, 422, 403, 403, 403, 403),
+    ),
+    ("GET", "/api/v1/workers/export"): Rule(
+        anon=401, own=                                (200, 200, 200, 403, 200, 403, 403, 403, 403),
+                   other=                             (200, 403, 403, 403, 403, 403, 403, 403, 403),
+        query=lambda s, scope: {"village_code": s.village[scope], "format": "csv"},
+    ),
     # Last: the broker's call deletes the own record.
     ("DELETE", "/api/v1/workers/{worker_id:int}"): Rule(
         anon=401, own=                                (403, 403, 403, 403, 204, 403, 403, 403, 403),

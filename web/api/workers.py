@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import io
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, Annotated, Any, Literal
 
 from litestar import Controller, delete, get, patch, post
-from litestar.params import JSONBody, QueryParameter
+from litestar.connection import ASGIConnection
+from litestar.datastructures import UploadFile
+from litestar.enums import RequestEncodingType
+from litestar.handlers import BaseRouteHandler
+from litestar.params import Body, JSONBody, QueryParameter
+from litestar.response import Response, Stream
 
-from marketplace.workers import dedupe, records
+from marketplace.access import require
+from marketplace.workers import dedupe, exporting, importing, records
 from marketplace.workers import service as workers
 from marketplace.workers.models import (
     DeleteRequest,
@@ -21,8 +31,38 @@ from marketplace.workers.models import (
     WorkerUpdate,
 )
 from web.api.schemas import Paged
-from web.auth import requires_login
+from web.auth import principal_of, requires_login
 from web.deps import Cipher, CurrentActor, Db, Occupations, Paging, RowId
+
+FileFormat = Literal["csv", "xlsx"]
+MEDIA_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+# Multipart framing around a file at the import limit.
+UPLOAD_SLACK = 64 * 1024
+
+
+@dataclass
+class ImportForm:
+    file: UploadFile
+
+
+def may_edit_register(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Refuse roles that may not write the register before reading a large upload."""
+    require(principal_of(connection).actor, "worker.edit")
+
+
+def _download(name: str, file_format: str) -> dict[str, str]:
+    return {"Content-Disposition": f"attachment; filename={name}.{file_format}"}
+
+
+def _chunks(spool: IO[bytes]) -> Iterator[bytes]:
+    try:
+        while chunk := spool.read(64 * 1024):
+            yield chunk
+    finally:
+        spool.close()
 
 
 class WorkersController(Controller):
@@ -151,3 +191,74 @@ class WorkersController(Controller):
             session=db, actor=actor, cipher=cipher, worker_id=worker_id, other_id=data.other_id
         )
         return records.to_public(worker, cipher)
+
+    @get("/import-template")
+    async def import_template(
+        self, file_format: Annotated[FileFormat, QueryParameter(name="format")] = "xlsx"
+    ) -> Response[bytes]:
+        out = io.BytesIO()  # a header and one example row
+        exporting.template(file_format, out)
+        return Response(
+            out.getvalue(),
+            media_type=MEDIA_TYPES[file_format],
+            headers=_download("workers-template", file_format),
+        )
+
+    @post(
+        "/import",
+        status_code=200,
+        guards=[may_edit_register],
+        request_max_body_size=importing.MAX_UPLOAD_BYTES + UPLOAD_SLACK,
+    )
+    async def import_file(
+        self,
+        db: Db,
+        actor: CurrentActor,
+        cipher: Cipher,
+        occupations: Occupations,
+        data: Annotated[ImportForm, Body(media_type=RequestEncodingType.MULTI_PART)],
+    ) -> importing.ImportReport:
+        return await importing.import_workers(
+            session=db,
+            actor=actor,
+            cipher=cipher,
+            stream=data.file.file,
+            file_format=importing.format_of(data.file.filename),
+            occupations=occupations,
+        )
+
+    @get("/export")
+    async def export(
+        self,
+        db: Db,
+        actor: CurrentActor,
+        cipher: Cipher,
+        file_format: Annotated[FileFormat, QueryParameter(name="format")] = "xlsx",
+        village_code: Annotated[
+            str | None, QueryParameter(pattern=r"^\d{2,12}$", description="户籍区划代码前缀")
+        ] = None,
+        reveal: Annotated[
+            bool, QueryParameter(description="经纪人导出自己维护记录的完整证件号（留审计记录）")
+        ] = False,
+    ) -> Stream:
+        # Closed by _chunks once sent; spills to disk past 8 MB.
+        spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115
+        try:
+            await exporting.export_workers(
+                session=db,
+                actor=actor,
+                cipher=cipher,
+                out=spool,
+                file_format=file_format,
+                village_code=village_code,
+                reveal=reveal,
+            )
+        except BaseException:
+            spool.close()
+            raise
+        spool.seek(0)
+        return Stream(
+            _chunks(spool),
+            media_type=MEDIA_TYPES[file_format],
+            headers=_download("workers", file_format),
+        )

@@ -1,0 +1,630 @@
+"""Bulk import of the worker register from CSV and XLSX (docs/workers.md, "Import").
+
+A file is read as a stream of rows (a csv reader over a text wrapper, or openpyxl in
+read-only mode), validated row by row with ``WorkerCreate`` and the service's checks,
+and written in batches. A row is all or nothing: a new record is checked fully before
+anything is written, an update runs in its own savepoint. The caller owns the
+transaction; ``on_batch`` lets the CLI commit after each batch.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import re
+from collections.abc import Awaitable, Callable, Generator, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import IO, Any
+
+from pydantic import ValidationError
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import SQLModel, col
+
+from marketplace import audit
+from marketplace.access import Actor
+from marketplace.brokers.models import Broker
+from marketplace.clock import utcnow
+from marketplace.crypto import DataCipher
+from marketplace.errors import DomainError, Invalid
+from marketplace.events import OutboxEvent
+from marketplace.regions.models import Region, RegionLevel
+from marketplace.workers import records, rules, scope
+from marketplace.workers import service as workers
+from marketplace.workers.models import Worker, WorkerChange, WorkerCreate, WorkerUpdate
+
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+BATCH_SIZE = 1_000
+MAX_REPORTED_ERRORS = 1_000
+
+
+@dataclass(frozen=True)
+class Column:
+    field: str
+    header: str  # the template's Chinese header
+    required: bool = False
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("name", "姓名", required=True),
+    Column("id_number", "身份证号", required=True),
+    Column("phone", "手机号"),
+    Column("hukou_village_code", "户籍村代码", required=True),
+    Column("current_region_code", "现居地区划代码"),
+    Column("current_location_text", "现居地（市外或境外）"),
+    Column("employment_status", "就业状态"),
+    Column("skills", "技能"),
+    Column("certificates", "证书"),
+    Column("wage_min_fen", "期望工资下限（分）"),
+    Column("wage_max_fen", "期望工资上限（分）"),
+    Column("wage_unit", "计薪单位"),
+    Column("available_from", "可上岗日期"),
+    Column("mobility", "外出意愿"),
+    Column("training_wishes", "培训意愿"),
+    Column("consent_to_recommend", "同意推荐"),
+    Column("consent_method", "同意方式"),
+    Column("note", "备注"),
+)
+HEADER_OF = {c.field: c.header for c in COLUMNS}
+_FIELD_OF_HEADER = {
+    **{c.header: c.field for c in COLUMNS},
+    **{c.field: c.field for c in COLUMNS},
+}
+# Chinese labels written by export and the template, accepted by import (as are codes).
+LABELS: dict[str, dict[str, str]] = {
+    "employment_status": {
+        "employed_local": "本地就业",
+        "employed_away": "外出务工",
+        "seeking": "求职中",
+        "not_in_labour_force": "非劳动力",
+        "unknown": "未知",
+    },
+    "wage_unit": {"hour": "小时", "day": "天", "month": "月", "piece": "件"},
+    "mobility": {"local": "本地", "chongqing": "重庆市内", "anywhere": "不限"},
+}
+_CODE_OF_LABEL = {f: {label: code for code, label in m.items()} for f, m in LABELS.items()}
+_YES = {"是", "同意", "true", "1", "y", "yes"}
+_NO = {"否", "不同意", "false", "0", "n", "no"}
+LIST_SEPARATORS = re.compile(r"[、,，;；|]")
+CERT_SEPARATORS = re.compile(r"[;；\n]")
+EXAMPLE_ROW = {
+    "name": "王建国",
+    "id_number": "500103198504120020",
+    "phone": "13912345678",
+    "hukou_village_code": "500103001001",
+    "employment_status": "外出务工",
+    "skills": "电焊、钢筋工",
+    "certificates": "焊工证:T500103198504:2028-06-30",
+    "wage_min_fen": "25000",
+    "wage_max_fen": "35000",
+    "wage_unit": "天",
+    "available_from": "2026-12-01",
+    "mobility": "不限",
+    "consent_to_recommend": "是",
+    "consent_method": "书面",
+    "note": "春节后可出门",
+}
+
+
+class RowError(SQLModel):
+    row: int
+    column: str
+    message: str
+
+
+class ImportReport(SQLModel):
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    errors: list[RowError] = []
+    error_rows: int = 0  # all rows with errors; ``errors`` lists the first 1,000
+
+
+ProgressCallback = Callable[[int], None]
+BatchCallback = Callable[[AsyncSession], Awaitable[None]]
+
+
+# --- reading files -----------------------------------------------------------------
+
+
+def _is_utf8(stream: IO[bytes]) -> bool:
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        while chunk := stream.read(1 << 20):
+            decoder.decode(chunk)
+        decoder.decode(b"", final=True)
+        return True
+    except UnicodeDecodeError:
+        return False
+    finally:
+        stream.seek(0)
+
+
+def _cell_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, datetime):
+        return value.date().isoformat() if value.time() == datetime.min.time() else str(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value).strip()
+
+
+FORMULA_WITHOUT_VALUE = object()
+
+
+def read_csv(stream: IO[bytes]) -> Generator[list[Any], None, None]:
+    """Rows of a CSV file in UTF-8 (with or without BOM) or GBK/GB18030."""
+    encoding = "utf-8-sig" if _is_utf8(stream) else "gb18030"
+    text = io.TextIOWrapper(stream, encoding=encoding, newline="")
+    try:
+        yield from csv.reader(text)
+    except csv.Error as exc:
+        raise Invalid("file", f"CSV 文件格式有误：{exc}") from None
+    finally:
+        text.detach()
+
+
+def read_xlsx(stream: IO[bytes]) -> Generator[list[Any], None, None]:
+    """Rows of the first sheet: cached values; a formula never calculated (no cached
+    value) is marked so the row is reported, not stored empty."""
+    from zipfile import BadZipFile
+
+    import openpyxl
+
+    try:
+        values = openpyxl.load_workbook(stream, read_only=True, data_only=True)
+        stream.seek(0)
+        formulas = openpyxl.load_workbook(stream, read_only=True, data_only=False)
+    except (BadZipFile, KeyError, OSError, ValueError) as exc:
+        raise Invalid(
+            "file", "无法读取 XLSX 文件，请确认文件未损坏且为 Excel 2007 及以上格式"
+        ) from exc
+    try:
+        sheet_v, sheet_f = values.worksheets[0], formulas.worksheets[0]
+        for row_v, row_f in zip(
+            sheet_v.iter_rows(values_only=True), sheet_f.iter_rows(values_only=True), strict=False
+        ):
+            yield [
+                FORMULA_WITHOUT_VALUE
+                if v is None and isinstance(f, str) and f.startswith("=")
+                else v
+                for v, f in zip(row_v, row_f, strict=False)
+            ]
+    finally:
+        values.close()
+        formulas.close()
+
+
+def read_rows(stream: IO[bytes], file_format: str) -> Generator[list[Any], None, None]:
+    if file_format == "xlsx":
+        return read_xlsx(stream)
+    if file_format == "csv":
+        return read_csv(stream)
+    raise Invalid("format", "文件格式应为 csv 或 xlsx")
+
+
+def format_of(filename: str | None) -> str:
+    name = (filename or "").lower()
+    if name.endswith(".xlsx"):
+        return "xlsx"
+    if name.endswith(".csv") or name.endswith(".txt"):
+        return "csv"
+    raise Invalid("file", "只支持 .csv 和 .xlsx 文件")
+
+
+# --- one row to a WorkerCreate -----------------------------------------------------
+
+
+def header_map(header: list[Any]) -> dict[int, str]:
+    """Column index → field; unknown columns are ignored. A missing required column
+    or a column given twice is an error for the whole file."""
+    found: dict[int, str] = {}
+    for index, raw in enumerate(header):
+        name = _cell_text(raw).replace(" ", "")
+        field_name = _FIELD_OF_HEADER.get(name) or _FIELD_OF_HEADER.get(name.lower())
+        if field_name is None:
+            continue
+        if field_name in found.values():
+            raise Invalid("file", f"表头中“{HEADER_OF[field_name]}”列出现了两次")
+        found[index] = field_name
+    missing = [c.header for c in COLUMNS if c.required and c.field not in found.values()]
+    if missing:
+        raise Invalid(
+            "file",
+            "缺少必填列：" + "、".join(missing) + "（请使用导入模板的表头，或 API 字段名）",
+        )
+    return found
+
+
+class _RowInvalid(Exception):
+    def __init__(self, field: str, message: str) -> None:
+        self.field, self.message = field, message
+
+
+def _certificates(text: str) -> list[dict[str, str | None]]:
+    out: list[dict[str, str | None]] = []
+    for item in filter(None, (p.strip() for p in CERT_SEPARATORS.split(text))):
+        parts = [p.strip() for p in re.split(r"[:：]", item)]
+        if len(parts) not in (2, 3) or not all(parts[:2]):
+            raise _RowInvalid("certificates", "证书格式应为“类型:编号:有效期”，多个用分号分隔")
+        out.append({"type": parts[0], "number": parts[1], "expires_on": [*parts, ""][2] or None})
+    return out
+
+
+def row_values(cells: list[Any], columns: dict[int, str]) -> dict[str, Any]:
+    """The row's fields as ``WorkerCreate`` input; empty cells are left out."""
+    given: dict[str, Any] = {}
+    for index, field_name in columns.items():
+        raw = cells[index] if index < len(cells) else None
+        if raw is FORMULA_WITHOUT_VALUE:
+            raise _RowInvalid(
+                field_name, "公式没有计算结果，请在 Excel 中重新计算并保存，或填写数值"
+            )
+        text = _cell_text(raw)
+        if not text:
+            continue
+        if field_name in ("skills", "training_wishes"):
+            given[field_name] = [p for p in LIST_SEPARATORS.split(text) if p.strip()]
+        elif field_name == "certificates":
+            given[field_name] = _certificates(text)
+        elif field_name in LABELS:
+            given[field_name] = _CODE_OF_LABEL[field_name].get(text, text)
+        elif field_name == "consent_to_recommend":
+            if text.lower() in _YES:
+                given[field_name] = True
+            elif text.lower() in _NO:
+                given[field_name] = False
+            else:
+                raise _RowInvalid(field_name, "应填“是”或“否”")
+        else:
+            given[field_name] = text
+    return given
+
+
+def describe(error: Any) -> str:
+    """One pydantic error in Chinese."""
+    kind, ctx = error["type"], error.get("ctx") or {}
+    messages = {
+        "missing": "必须填写",
+        "int_parsing": "应为整数（金额单位为分）",
+        "int_from_float": "应为整数（金额单位为分）",
+        "greater_than_equal": f"不能小于 {ctx.get('ge')}",
+        "string_too_long": f"最多 {ctx.get('max_length')} 个字符",
+        "string_too_short": "不能为空",
+        "too_long": f"最多 {ctx.get('max_length')} 项",
+        "date_from_datetime_parsing": "日期格式应为 YYYY-MM-DD",
+        "date_parsing": "日期格式应为 YYYY-MM-DD",
+        "date_from_datetime_inexact": "日期格式应为 YYYY-MM-DD",
+        "bool_parsing": "应填“是”或“否”",
+    }
+    if kind == "enum":
+        field_name = str(error["loc"][0])
+        allowed = LABELS.get(field_name)
+        if allowed:
+            return "应为以下之一：" + "、".join(allowed.values())
+        return f"应为以下之一：{ctx.get('expected', '')}"
+    return messages.get(kind, str(error["msg"]))
+
+
+def parse_row(cells: list[Any], columns: dict[int, str]) -> WorkerCreate:
+    try:
+        return WorkerCreate.model_validate(row_values(cells, columns))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise _RowInvalid(str(first["loc"][0]), describe(first)) from None
+
+
+# --- importing -----------------------------------------------------------------------
+
+
+@dataclass
+class _Pending:
+    row: int
+    data: WorkerCreate
+    worker: Worker
+    values: dict[str, Any]
+
+
+@dataclass
+class _Run:
+    session: AsyncSession
+    actor: Actor
+    cipher: DataCipher
+    reach: scope.Reach
+    broker_id: int
+    occupations: workers.OccupationMapper | None
+    report: ImportReport
+    headers: dict[str, str]  # field → header as written in the file
+    today: date
+    codes_cache: dict[tuple[str, ...], list[str]] = field(default_factory=dict)
+    keep: list[Any] = field(default_factory=list)  # strong refs: regions stay in the session
+
+    def error(self, row: int, field_name: str, message: str) -> None:
+        self.report.error_rows += 1
+        if len(self.report.errors) < MAX_REPORTED_ERRORS:
+            column = self.headers.get(field_name) or HEADER_OF.get(field_name, field_name)
+            self.report.errors.append(RowError(row=row, column=column, message=message))
+
+
+class _CachedMapper:
+    """Skills to codes, memoised: import files repeat the same few skill lists."""
+
+    def __init__(self, run: _Run, inner: workers.OccupationMapper) -> None:
+        self.run, self.inner = run, inner
+
+    def codes_for(self, skills: list[str]) -> list[str]:
+        key = tuple(skills)
+        if key not in self.run.codes_cache:
+            self.run.codes_cache[key] = self.inner.codes_for(skills)
+        return list(self.run.codes_cache[key])
+
+
+async def import_workers(
+    *,
+    session: AsyncSession,
+    actor: Actor,
+    cipher: DataCipher,
+    stream: IO[bytes],
+    file_format: str,
+    broker_id: int | None = None,
+    occupations: workers.OccupationMapper | None = None,
+    on_progress: ProgressCallback | None = None,
+    on_batch: BatchCallback | None = None,
+    batch_size: int = BATCH_SIZE,
+    today: date | None = None,
+) -> ImportReport:
+    """Import a register file for a broker (the actor itself, or ``broker_id`` when the
+    system imports). ``on_progress(rows_done)`` after every batch; ``on_batch(session)``
+    after each batch is written (the CLI commits there)."""
+    reach = await scope.reach(session, actor, "worker.edit")
+    keeper = reach.broker_id if not actor.is_system else broker_id
+    if keeper is None or await session.get(Broker, keeper) is None:
+        raise Invalid("broker_id", f"经纪人 {keeper} 不存在")
+    rows = read_rows(stream, file_format)
+    try:
+        done, report = await _import_rows(
+            session=session,
+            actor=actor,
+            cipher=cipher,
+            reach=reach,
+            keeper=keeper,
+            rows=rows,
+            occupations=occupations,
+            on_progress=on_progress,
+            on_batch=on_batch,
+            batch_size=batch_size,
+            today=today,
+        )
+    finally:
+        rows.close()  # while the stream is still open
+    if done == 0:
+        raise Invalid("file", "文件中没有数据行")
+    return report
+
+
+async def _import_rows(
+    *,
+    session: AsyncSession,
+    actor: Actor,
+    cipher: DataCipher,
+    reach: scope.Reach,
+    keeper: int,
+    rows: Iterator[list[Any]],
+    occupations: workers.OccupationMapper | None,
+    on_progress: ProgressCallback | None,
+    on_batch: BatchCallback | None,
+    batch_size: int,
+    today: date | None,
+) -> tuple[int, ImportReport]:
+    header = next(rows, None)
+    while header is not None and not any(_cell_text(c) for c in header):
+        header = next(rows, None)
+    if header is None:
+        raise Invalid("file", "文件是空的：没有表头，也没有数据行")
+    columns = header_map(header)
+    run = _Run(
+        session=session,
+        actor=actor,
+        cipher=cipher,
+        reach=reach,
+        broker_id=keeper,
+        occupations=None,
+        report=ImportReport(),
+        headers={f: _cell_text(header[i]) for i, f in columns.items()},
+        today=today or workers.today_local(),
+    )
+    if occupations is not None:
+        run.occupations = _CachedMapper(run, occupations)
+    run.keep = await _preload_villages(session)
+    done = 0
+    batch: list[tuple[int, list[Any]]] = []
+    for number, cells in enumerate(rows, start=2):
+        if all(c is not FORMULA_WITHOUT_VALUE and not _cell_text(c) for c in cells):
+            continue
+        batch.append((number, cells))
+        if len(batch) >= batch_size:
+            done += await _batch(run, batch, columns)
+            batch = []
+            if on_batch:
+                await on_batch(session)
+            if on_progress:
+                on_progress(done)
+    if batch:
+        done += await _batch(run, batch, columns)
+        if on_batch:
+            await on_batch(session)
+        if on_progress:
+            on_progress(done)
+    return done, run.report
+
+
+async def _preload_villages(session: AsyncSession) -> list[Region]:
+    """Every region loaded once, so the service's per-row ``session.get`` hits the
+    identity map instead of the database."""
+    result = await session.execute(
+        select(Region).where(col(Region.level).in_([RegionLevel.village, RegionLevel.district]))
+    )
+    return list(result.scalars())
+
+
+async def _batch(run: _Run, batch: list[tuple[int, list[Any]]], columns: dict[int, str]) -> int:
+    parsed: list[tuple[int, WorkerCreate]] = []
+    for number, cells in batch:
+        try:
+            parsed.append((number, parse_row(cells, columns)))
+        except _RowInvalid as exc:
+            run.error(number, exc.field, exc.message)
+    existing = await _existing(run, [d.id_number for _, d in parsed])
+    pending: list[_Pending] = []
+    seen: set[str] = set()
+    present = set(columns.values()) - {"id_number"}
+    for number, data in parsed:
+        number_key = data.id_number.strip().upper()
+        if number_key in seen:  # the same person twice in one batch: write, then update
+            await _write_new(run, pending)
+            pending = []
+            seen.clear()
+            existing.update(await _existing(run, [number_key]))
+        current = existing.get(number_key)
+        try:
+            if current is None:
+                pending.append(await _prepare_new(run, number, data))
+                seen.add(number_key)
+            else:
+                await _update(run, current, data, present)
+        except DomainError as exc:
+            run.error(number, exc.field or "id_number", exc.message)
+    await _write_new(run, pending)
+    return len(batch)
+
+
+async def _existing(run: _Run, id_numbers: list[str]) -> dict[str, Worker]:
+    """Records already holding these ID numbers (current or old key's hash)."""
+    by_hash: dict[str, str] = {}
+    for raw in id_numbers:
+        number = raw.strip().upper()
+        for digest in run.cipher.lookup_hashes(number):
+            by_hash[digest] = number
+    if not by_hash:
+        return {}
+    result = await run.session.execute(
+        select(Worker).where(col(Worker.id_number_hash).in_(list(by_hash)))
+    )
+    return {by_hash[w.id_number_hash or ""]: w for w in result.scalars()}
+
+
+async def _prepare_new(run: _Run, number: int, data: WorkerCreate) -> _Pending:
+    values, derived = await workers.check_registration(
+        session=run.session, reach=run.reach, data=data, today=run.today
+    )
+    worker = workers.new_record(
+        values=values,
+        derived=derived,
+        broker_id=run.broker_id,
+        actor=run.actor,
+        cipher=run.cipher,
+        occupations=run.occupations,
+        now=utcnow(),
+    )
+    return _Pending(row=number, data=data, worker=worker, values=values)
+
+
+async def _update(run: _Run, current: Worker, data: WorkerCreate, present: set[str]) -> None:
+    if current.broker_id != run.broker_id:
+        broker = await run.session.get(Broker, current.broker_id)
+        raise Invalid(
+            "id_number",
+            f"此身份证号已登记：劳动者编号 {current.id}，由经纪人 "
+            f"{rules.mask_name(broker.name if broker else None)} 维护，不能由您导入修改",
+        )
+    changes = WorkerUpdate.model_validate(data.model_dump(include=present))
+    before = current.updated_at
+    assert current.id is not None
+    async with run.session.begin_nested():
+        worker = await workers.update_worker(
+            session=run.session,
+            actor=run.actor,
+            cipher=run.cipher,
+            worker_id=current.id,
+            data=changes,
+            occupations=run.occupations,
+            today=run.today,
+        )
+    if worker.updated_at != before:
+        run.report.updated += 1
+    else:
+        run.report.unchanged += 1
+
+
+async def _write_new(run: _Run, pending: list[_Pending]) -> None:
+    """Insert the batch's new records with their history and events, and one audit
+    entry. Should a concurrent registration take one of the numbers meanwhile, the
+    batch is retried row by row so only that row fails."""
+    if not pending:
+        return
+    try:
+        async with run.session.begin_nested():
+            await _insert(run, pending)
+    except IntegrityError:
+        if len(pending) == 1:
+            found = await _existing(run, [pending[0].values["id_number"]])
+            current = found.get(pending[0].values["id_number"])
+            message = f"此身份证号已登记：劳动者编号 {current.id if current else '?'}"
+            run.error(pending[0].row, "id_number", message)
+            return
+        for one in pending:
+            await _write_new(run, [await _prepare_new(run, one.row, one.data)])
+        return
+    run.report.created += len(pending)
+
+
+async def _insert(run: _Run, pending: list[_Pending]) -> None:
+    session = run.session
+    session.add_all(p.worker for p in pending)
+    await session.flush()
+    now = utcnow()
+    history: list[dict[str, Any]] = []
+    for p in pending:
+        assert p.worker.id is not None
+        rows = records.changes(
+            worker_id=p.worker.id,
+            action="create",
+            old={},
+            new=p.values,
+            actor_user_id=run.actor.user_id,
+            at=now,
+            cipher=run.cipher,
+        )
+        history.extend(r.model_dump(exclude={"id"}) for r in rows)
+    await session.execute(insert(WorkerChange), history)
+    await session.execute(
+        insert(OutboxEvent),
+        [
+            {
+                "name": workers.EVENT,
+                "payload": {"worker_id": p.worker.id, "action": "create"},
+                "created_at": now,
+            }
+            for p in pending
+        ],
+    )
+    await audit.record(
+        session=session,
+        actor=run.actor,
+        action="worker.import",
+        object_type="broker",
+        object_id=run.broker_id,
+        region_code=run.reach.broker.village_code if run.reach.broker else None,
+        detail={
+            "created": len(pending),
+            "worker_ids": [pending[0].worker.id, pending[-1].worker.id],
+        },
+    )

@@ -1,0 +1,180 @@
+"""Bulk import in the domain: batches, encodings, formulas, bad files, idempotency."""
+
+from __future__ import annotations
+
+import io
+from datetime import date
+from typing import Any
+
+import openpyxl
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
+
+from marketplace.access import SYSTEM
+from marketplace.brokers.models import Broker
+from marketplace.crypto import DataCipher
+from marketplace.db import unit_of_work
+from marketplace.errors import Invalid
+from marketplace.regions.models import Region
+from marketplace.workers import importing
+from marketplace.workers.models import Worker
+from tests.conftest import YUZHONG
+from tests.marketplace.test_workers_rules import make_id
+
+HEADER = "姓名,身份证号,手机号,户籍村代码,就业状态,技能,期望工资下限（分）,期望工资上限（分）,计薪单位"
+
+
+async def setup(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, str]:
+    async with unit_of_work(sessions) as session:
+        village = (
+            await session.execute(
+                select(col(Region.code))
+                .where(col(Region.level) == "village", col(Region.code).startswith(YUZHONG))
+                .order_by(col(Region.code))
+                .limit(1)
+            )
+        ).scalar_one()
+        broker = Broker(name="李经纪", village_code=village)
+        session.add(broker)
+        await session.flush()
+        assert broker.id is not None
+        return broker.id, str(village)
+
+
+def csv_rows(village: str, n: int, *, start: int = 0, status: str = "求职中") -> str:
+    lines = [HEADER]
+    for i in range(start, start + n):
+        born = date(1970 + i % 30, 1 + i % 12, 1 + i % 28)
+        lines.append(
+            f"工人{chr(0x4E00 + i)},{make_id(born, 100 + i)},1391234{i:04d},{village},"
+            f"{status},电焊、钢筋工,20000,30000,天"
+        )
+    return "\n".join(lines) + "\n"
+
+
+async def run_import(
+    sessions: async_sessionmaker[AsyncSession],
+    cipher: DataCipher,
+    broker_id: int,
+    data: bytes,
+    file_format: str = "csv",
+    **kwargs: Any,
+) -> importing.ImportReport:
+    async with unit_of_work(sessions) as session:
+        return await importing.import_workers(
+            session=session,
+            actor=SYSTEM,
+            cipher=cipher,
+            stream=io.BytesIO(data),
+            file_format=file_format,
+            broker_id=broker_id,
+            **kwargs,
+        )
+
+
+async def count(sessions: async_sessionmaker[AsyncSession]) -> int:
+    async with sessions() as session:
+        return int((await session.execute(select(func.count()).select_from(Worker))).scalar_one())
+
+
+async def test_batches_progress_reimport_and_updates(
+    sessions: async_sessionmaker[AsyncSession], cipher: DataCipher
+) -> None:
+    broker_id, village = await setup(sessions)
+    progress: list[int] = []
+    committed: list[int] = []
+
+    async def on_batch(session: AsyncSession) -> None:
+        await session.commit()
+        committed.append(1)
+
+    data = csv_rows(village, 5).encode()
+    report = await run_import(
+        sessions,
+        cipher,
+        broker_id,
+        data,
+        batch_size=2,
+        on_progress=progress.append,
+        on_batch=on_batch,
+    )
+    assert (report.created, report.updated, report.unchanged, report.errors) == (5, 0, 0, [])
+    assert progress == [2, 4, 5] and len(committed) == 3
+    again = await run_import(sessions, cipher, broker_id, data)
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 5)
+    changed = csv_rows(village, 5, status="外出务工").encode()
+    updated = await run_import(sessions, cipher, broker_id, changed)
+    assert (updated.created, updated.updated, updated.unchanged) == (0, 5, 0)
+    async with sessions() as session:
+        statuses = set((await session.execute(select(col(Worker.employment_status)))).scalars())
+    assert statuses == {"employed_away"}
+    assert await count(sessions) == 5
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gbk"])
+async def test_csv_encodings(
+    sessions: async_sessionmaker[AsyncSession], cipher: DataCipher, encoding: str
+) -> None:
+    broker_id, village = await setup(sessions)
+    report = await run_import(
+        sessions, cipher, broker_id, csv_rows(village, 2).encode(encoding)
+    )
+    assert report.created == 2, report.errors
+    async with sessions() as session:
+        names = set((await session.execute(select(col(Worker.name)))).scalars())
+    assert names == {"工人一", "工人丁"}
+
+
+async def test_xlsx_formula_with_and_without_cached_value(
+    sessions: async_sessionmaker[AsyncSession], cipher: DataCipher, tmp_path: Any
+) -> None:
+    broker_id, village = await setup(sessions)
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["姓名", "身份证号", "户籍村代码", "期望工资下限（分）", "计薪单位"])
+    sheet.append(["张三丰", make_id(date(1980, 1, 1), 201), village, 20000, "天"])
+    sheet.append(["李四光", make_id(date(1981, 1, 1), 203), village, "=10000*2", "天"])
+    out = io.BytesIO()
+    book.save(out)  # openpyxl writes formulas without cached values
+    report = await run_import(sessions, cipher, broker_id, out.getvalue(), "xlsx")
+    assert report.created == 1
+    assert [(e.row, e.column) for e in report.errors] == [(3, "期望工资下限（分）")]
+    assert "公式" in report.errors[0].message
+
+
+async def test_bad_files_are_one_clear_error(
+    sessions: async_sessionmaker[AsyncSession], cipher: DataCipher
+) -> None:
+    broker_id, village = await setup(sessions)
+    cases = {
+        b"": "文件是空的",
+        "\ufeff".encode() + b"\n\n": "文件是空的",
+        "姓名,手机号\n张三,13912345678\n".encode(): "缺少必填列：身份证号、户籍村代码",
+        (HEADER + "\n").encode(): "没有数据行",
+        b"PK\x03\x04 not really a zip": "无法读取 XLSX",
+    }
+    for data, message in cases.items():
+        fmt = "xlsx" if data.startswith(b"PK") else "csv"
+        with pytest.raises(Invalid) as caught:
+            await run_import(sessions, cipher, broker_id, data, fmt)
+        assert message in caught.value.message
+        assert caught.value.field == "file"
+    assert await count(sessions) == 0
+
+
+async def test_extra_columns_ignored_and_field_name_headers(
+    sessions: async_sessionmaker[AsyncSession], cipher: DataCipher
+) -> None:
+    broker_id, village = await setup(sessions)
+    text = (
+        "name,id_number,hukou_village_code,skills,无关列,wage_unit,wage_min_fen\n"
+        f"王五,{make_id(date(1975, 5, 5), 301)},{village},木工|瓦工,随便,day,15000\n"
+    )
+    report = await run_import(sessions, cipher, broker_id, text.encode())
+    assert report.created == 1, report.errors
+    async with sessions() as session:
+        worker = (await session.execute(select(Worker))).scalar_one()
+    assert worker.skills == ["木工", "瓦工"] and worker.wage_unit == "day"
