@@ -23,7 +23,9 @@ from marketplace.workers.models import Worker
 from tests.conftest import YUZHONG
 from tests.marketplace.test_workers_rules import make_id
 
-HEADER = "姓名,身份证号,手机号,户籍村代码,就业状态,技能,期望工资下限（分）,期望工资上限（分）,计薪单位"
+HEADER = (
+    "姓名,身份证号,手机号,户籍村代码,就业状态,技能,期望工资下限（分）,期望工资上限（分）,计薪单位"
+)
 
 
 async def setup(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, str]:
@@ -101,7 +103,8 @@ async def test_batches_progress_reimport_and_updates(
         on_batch=on_batch,
     )
     assert (report.created, report.updated, report.unchanged, report.errors) == (5, 0, 0, [])
-    assert progress == [2, 4, 5] and len(committed) == 3
+    assert progress == [2, 4, 5]
+    assert len(committed) == 3
     again = await run_import(sessions, cipher, broker_id, data)
     assert (again.created, again.updated, again.unchanged) == (0, 0, 5)
     changed = csv_rows(village, 5, status="外出务工").encode()
@@ -118,9 +121,7 @@ async def test_csv_encodings(
     sessions: async_sessionmaker[AsyncSession], cipher: DataCipher, encoding: str
 ) -> None:
     broker_id, village = await setup(sessions)
-    report = await run_import(
-        sessions, cipher, broker_id, csv_rows(village, 2).encode(encoding)
-    )
+    report = await run_import(sessions, cipher, broker_id, csv_rows(village, 2).encode(encoding))
     assert report.created == 2, report.errors
     async with sessions() as session:
         names = set((await session.execute(select(col(Worker.name)))).scalars())
@@ -148,7 +149,7 @@ async def test_xlsx_formula_with_and_without_cached_value(
 async def test_bad_files_are_one_clear_error(
     sessions: async_sessionmaker[AsyncSession], cipher: DataCipher
 ) -> None:
-    broker_id, village = await setup(sessions)
+    broker_id, _village = await setup(sessions)
     cases = {
         b"": "文件是空的",
         "\ufeff".encode() + b"\n\n": "文件是空的",
@@ -177,4 +178,5 @@ async def test_extra_columns_ignored_and_field_name_headers(
     assert report.created == 1, report.errors
     async with sessions() as session:
         worker = (await session.execute(select(Worker))).scalar_one()
-    assert worker.skills == ["木工", "瓦工"] and worker.wage_unit == "day"
+    assert worker.skills == ["木工", "瓦工"]
+    assert worker.wage_unit == "day"

@@ -23,7 +23,15 @@ from tests.conftest import YUZHONG
 from tests.marketplace.test_workers_rules import make_id
 from tests.web.test_workers_api import body, first_village
 
-HEADER = ["姓名", "身份证号", "手机号", "户籍村代码", "期望工资下限（分）", "期望工资上限（分）", "计薪单位"]
+HEADER = [
+    "姓名",
+    "身份证号",
+    "手机号",
+    "户籍村代码",
+    "期望工资下限（分）",
+    "期望工资上限（分）",
+    "计薪单位",
+]
 ID_1 = make_id(date(1980, 3, 3), 111)
 ID_2 = make_id(date(1982, 6, 6), 113)
 
@@ -96,7 +104,8 @@ async def test_partial_errors_idempotent_reimport_and_other_brokers_rows(
     assert (await upload(client, h["broker"], csv_file(changed))).json()["updated"] == 1
     # The same person kept by another broker: an error row naming the keeper, no change.
     other = (await upload(client, h["broker2"], csv_file(rows[:1]))).json()
-    assert other["updated"] == 0 and other["errors"][0]["column"] == "身份证号"
+    assert other["updated"] == 0
+    assert other["errors"][0]["column"] == "身份证号"
     assert "由经纪人" in other["errors"][0]["message"]
     assert "不能由您导入修改" in other["errors"][0]["message"]
     assert await audit_actions(sessions, "worker.import")
@@ -114,7 +123,8 @@ async def test_officers_cannot_import_and_bad_uploads(
     assert missing.status_code == 422
     assert "缺少必填列" in missing.json()["detail"]
     empty = await upload(client, h["broker"], b"")
-    assert empty.status_code == 422 and "空" in empty.json()["detail"]
+    assert empty.status_code == 422
+    assert "空" in empty.json()["detail"]
     wrong = await upload(client, h["broker"], b"x", name="w.pdf")
     assert wrong.status_code == 422
 
@@ -149,8 +159,10 @@ async def test_template_downloads_and_export_reimports(
         "/api/v1/workers/export", params={"format": "csv"}, headers=h["broker"]
     )
     text = masked.content.decode("utf-8-sig")
-    assert masked.status_code == 200 and body(scene["own"])["id_number"] not in text
-    assert "13912345678" not in text and "139****5678" in text
+    assert masked.status_code == 200
+    assert body(scene["own"])["id_number"] not in text
+    assert "13912345678" not in text
+    assert "139****5678" in text
     for fmt in ("csv", "xlsx"):
         revealed = await client.get(
             "/api/v1/workers/export", params={"format": fmt, "reveal": "true"}, headers=h["broker"]
@@ -182,10 +194,12 @@ async def test_region_export_over_limit_needs_district_admin(
         assert made.status_code == 201
     monkeypatch.setattr(exporting, "REGION_EXPORT_LIMIT", 1)
     refused = await client.get("/api/v1/workers/export", headers=h["township"])
-    assert refused.status_code == 403 and "区县管理员" in refused.json()["detail"]
+    assert refused.status_code == 403
+    assert "区县管理员" in refused.json()["detail"]
     allowed = await client.get("/api/v1/workers/export", headers=h["district"])
     assert allowed.status_code == 200
     rows = list(openpyxl.load_workbook(io.BytesIO(allowed.content)).worksheets[0].values)
-    assert len(rows) == 3 and "*" in str(rows[1][1])
+    assert len(rows) == 3
+    assert "*" in str(rows[1][1])
     broker = await client.get("/api/v1/workers/export", headers=h["broker"])
     assert broker.status_code == 200  # a broker's own register has no limit
