@@ -349,3 +349,93 @@ def worker(interval: float, once: bool) -> None:
             await engine.dispose()
 
     _run(loop)
+
+
+# --- workers ----------------------------------------------------------------------
+
+
+@main.group("workers")
+def workers_group() -> None:
+    """劳动者实名台账。"""
+
+
+@workers_group.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--broker", "broker_id", required=True, type=int, help="维护这些记录的经纪人编号")
+@click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1, 10_000))
+@friendly
+def workers_import(path: Path, broker_id: int, batch_size: int) -> None:
+    """导入台账文件（CSV 或 XLSX，模板表头或 API 字段名）；每批提交一次，可重复执行。"""
+    from marketplace.db import begin_write
+    from marketplace.workers import importing
+    from matching.normalize import TaxonomyOccupationMapper
+
+    file_format = importing.format_of(path.name)
+    started = time.perf_counter()
+
+    def progress(rows: int) -> None:
+        click.echo(f"已处理 {rows} 行（{time.perf_counter() - started:.1f} 秒）", err=True)
+
+    async def commit(session: Any) -> None:
+        await session.commit()
+        await begin_write(session)
+
+    async def run(settings: Settings) -> importing.ImportReport:
+        engine = create_engine(settings.db.url)
+        try:
+            with path.open("rb") as stream:
+                async with unit_of_work(session_factory(engine)) as session:
+                    return await importing.import_workers(
+                        session=session,
+                        actor=SYSTEM,
+                        cipher=settings.security.cipher(),
+                        stream=stream,
+                        file_format=file_format,
+                        broker_id=broker_id,
+                        occupations=TaxonomyOccupationMapper(),
+                        on_progress=progress,
+                        on_batch=commit,
+                        batch_size=batch_size,
+                    )
+        finally:
+            await engine.dispose()
+
+    report = _run(run)
+    click.echo(
+        f"导入完成：新增 {report.created}，更新 {report.updated}，未变 {report.unchanged}，"
+        f"出错 {report.error_rows} 行（用时 {time.perf_counter() - started:.2f} 秒）"
+    )
+    for error in report.errors:
+        click.echo(f"  第 {error.row} 行 {error.column}：{error.message}")
+
+
+@workers_group.command("export")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--village", "village_code", default=None, help="户籍区划代码前缀")
+@click.option("--broker", "broker_id", default=None, type=int, help="只导出此经纪人维护的记录")
+@friendly
+def workers_export(path: Path, village_code: str | None, broker_id: int | None) -> None:
+    """导出台账（证件号和手机号脱敏）到 .csv 或 .xlsx 文件；导出留审计记录。"""
+    from marketplace.workers import exporting, importing
+
+    file_format = importing.format_of(path.name)
+
+    async def run(settings: Settings) -> int:
+        engine = create_engine(settings.db.url)
+        try:
+            with path.open("wb") as out:
+                async with unit_of_work(session_factory(engine)) as session:
+                    return await exporting.export_workers(
+                        session=session,
+                        actor=SYSTEM,
+                        cipher=settings.security.cipher(),
+                        out=out,
+                        file_format=file_format,
+                        village_code=village_code,
+                        broker_id=broker_id,
+                    )
+        finally:
+            await engine.dispose()
+
+    rows = _run(run)
+    click.echo(f"已导出 {rows} 条到 {path}")

@@ -110,6 +110,7 @@ async def export_workers(
     out: IO[bytes],
     file_format: str,
     village_code: str | None = None,
+    broker_id: int | None = None,
     reveal: bool = False,
 ) -> int:
     """Write the caller's visible register to ``out``; returns the row count."""
@@ -118,7 +119,12 @@ async def export_workers(
     if reveal and actor.role != Role.broker:
         raise Forbidden("导出完整证件号和手机号只限维护记录的经纪人", field="reveal")
     first, total = await workers.list_workers(
-        session=session, actor=actor, limit=PAGE, offset=0, village_code=village_code
+        session=session,
+        actor=actor,
+        limit=PAGE,
+        offset=0,
+        village_code=village_code,
+        broker_id=broker_id,
     )
     if (
         actor.role != Role.broker
@@ -144,7 +150,12 @@ async def export_workers(
         if offset >= total:
             break
         page, _ = await workers.list_workers(
-            session=session, actor=actor, limit=PAGE, offset=offset, village_code=village_code
+            session=session,
+            actor=actor,
+            limit=PAGE,
+            offset=offset,
+            village_code=village_code,
+            broker_id=broker_id,
         )
     sheet.close()
     await audit.record(
@@ -157,6 +168,7 @@ async def export_workers(
             "rows": count,
             "format": file_format,
             "village_code": village_code,
+            "broker_id": broker_id,
             "revealed": reveal,
         },
     )

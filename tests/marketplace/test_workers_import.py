@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 from datetime import date
 from typing import Any
@@ -15,13 +16,14 @@ from sqlmodel import col
 from marketplace.access import SYSTEM
 from marketplace.brokers.models import Broker
 from marketplace.crypto import DataCipher
-from marketplace.db import unit_of_work
+from marketplace.db import create_engine, session_factory, unit_of_work
 from marketplace.errors import Invalid
 from marketplace.regions.models import Region
 from marketplace.workers import importing
 from marketplace.workers.models import Worker
 from tests.conftest import YUZHONG
 from tests.marketplace.test_workers_rules import make_id
+from tests.web.test_cli import db_env, env, query, run  # noqa: F401  (CLI fixtures)
 
 HEADER = (
     "姓名,身份证号,手机号,户籍村代码,就业状态,技能,期望工资下限（分）,期望工资上限（分）,计薪单位"
@@ -180,3 +182,36 @@ async def test_extra_columns_ignored_and_field_name_headers(
         worker = (await session.execute(select(Worker))).scalar_one()
     assert worker.skills == ["木工", "瓦工"]
     assert worker.wage_unit == "day"
+
+
+def test_cli_import_and_export(db_env: str, tmp_path: Any) -> None:  # noqa: F811
+    """`laowu workers import FILE --broker ID` shows progress on stderr and the summary;
+    `laowu workers export` writes the masked register."""
+
+    async def make_broker() -> tuple[int, str]:
+        engine = create_engine(db_env)
+        try:
+            return await setup(session_factory(engine))
+        finally:
+            await engine.dispose()
+
+    broker_id, village = asyncio.run(make_broker())
+    path = tmp_path / "workers.csv"
+    path.write_bytes(csv_rows(village, 3).encode("gbk"))
+    result = run("workers", "import", str(path), "--broker", str(broker_id), "--batch-size", "2")
+    assert result.exit_code == 0, result.output
+    assert "已处理 2 行" in result.stderr
+    assert "已处理 3 行" in result.stderr
+    assert "新增 3，更新 0，未变 0，出错 0 行" in result.stdout
+    again = run("workers", "import", str(path), "--broker", str(broker_id))
+    assert "新增 0，更新 0，未变 3" in again.stdout
+    assert query(db_env, select(func.count()).select_from(Worker))[0][0] == 3
+    out = tmp_path / "out.csv"
+    exported = run("workers", "export", str(out), "--broker", str(broker_id))
+    assert exported.exit_code == 0, exported.output
+    text = out.read_text(encoding="utf-8-sig")
+    assert "工人一" in text
+    assert make_id(date(1970, 1, 1), 100) not in text
+    missing = run("workers", "import", str(path), "--broker", "99999")
+    assert missing.exit_code == 1
+    assert "经纪人 99999 不存在" in missing.stderr
