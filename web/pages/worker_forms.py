@@ -197,8 +197,9 @@ def is_stale(last_verified_at: datetime | None, now: datetime) -> bool:
     return last_verified_at is None or now - last_verified_at > STALE_AFTER
 
 
-def show_value(value: Any) -> str:
-    """A history value (JSON: text, number, flag, list, certificates) as a line of text."""
+def show_value(value: Any, field: str = "", labels: dict[str, dict[str, str]] | None = None) -> str:
+    """A history value (JSON: text, number, flag, list, certificates) as a line of text:
+    amounts in yuan, codes by their label."""
     if value is None or value == []:
         return "（空）"
     if isinstance(value, bool):
@@ -208,4 +209,6 @@ def show_value(value: Any) -> str:
             f"{v.get('type', '')} {v.get('number', '')}" if isinstance(v, dict) else str(v)
             for v in value
         )
-    return str(value)
+    if field in ("wage_min_fen", "wage_max_fen") and isinstance(value, int):
+        return fen_to_yuan(value) + " 元"
+    return (labels or {}).get(field, {}).get(str(value), str(value))

@@ -3,6 +3,7 @@ edit, a record with its history, verify, reveal, delete, likely duplicates."""
 
 from __future__ import annotations
 
+from itertools import groupby
 from typing import Annotated, Any
 
 from litestar import Request, Response, get, post
@@ -19,7 +20,12 @@ from marketplace.errors import DomainError, Invalid, NotFound
 from marketplace.regions import service as regions
 from marketplace.workers import dedupe, records, scope
 from marketplace.workers import service as workers
-from marketplace.workers.models import DeleteReason, DismissRequest, DuplicatePair
+from marketplace.workers.models import (
+    DeleteReason,
+    DismissRequest,
+    DuplicatePair,
+    WorkerChangePublic,
+)
 from web.auth import requires_login
 from web.deps import Cipher, CurrentActor, Db, Occupations, Paging, RowId
 from web.pages.base import field_errors, is_htmx, refuse_in_form, render
@@ -75,8 +81,8 @@ FIELD_LABELS = {
     "skills": "技能",
     "occupation_codes": "工种",
     "certificates": "证书",
-    "wage_min_fen": "期望工资下限（分）",
-    "wage_max_fen": "期望工资上限（分）",
+    "wage_min_fen": "期望工资下限",
+    "wage_max_fen": "期望工资上限",
     "wage_unit": "计薪单位",
     "available_from": "可上岗日期",
     "mobility": "外出意愿",
@@ -100,6 +106,22 @@ LABELS: dict[str, Any] = {
     "yuan": fen_to_yuan,
     "show_value": show_value,
 }
+# Values shown by their label in the history.
+VALUE_LABELS = {
+    "employment_status": STATUS_LABELS,
+    "wage_unit": UNIT_LABELS,
+    "mobility": MOBILITY_LABELS,
+    "deleted_reason": DELETE_REASONS,
+}
+
+
+def _grouped(history: list[WorkerChangePublic]) -> list[tuple[Any, list[WorkerChangePublic]]]:
+    """Newest first, the rows of one change (same time, action and origin) together."""
+    rows = sorted(sorted(history, key=lambda h: h.id), key=lambda h: h.at, reverse=True)
+    return [
+        (key, list(group))
+        for key, group in groupby(rows, key=lambda h: (h.at, h.action, h.origin_worker_id))
+    ]
 
 
 async def _names(db: AsyncSession, codes: set[str]) -> dict[str, str]:
@@ -118,7 +140,7 @@ async def _my_villages(db: AsyncSession, actor: Actor) -> list[tuple[str, str]]:
         return []
     reach = await scope.reach(db, actor, "worker.edit")
     names = await _names(db, set(reach.villages))
-    return [(code, f"{names[code]}（{code}）") for code in sorted(reach.villages)]
+    return [(code, names[code]) for code in sorted(reach.villages)]
 
 
 async def _show(
@@ -314,7 +336,8 @@ async def _record_page(
         "workers/detail.html",
         worker=worker,
         revealed=reveal,
-        history=list(reversed(history)),
+        history=_grouped(history),
+        VALUE_LABELS=VALUE_LABELS,
         names=names,
         may_reveal=reach.may_reveal(row),
         can_edit=can(actor, "worker.edit"),
