@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import LiveServer
+from tests.browser.conftest import VILLAGE, LiveServer
 from tests.browser.test_coverage_journey import (
     VIEWPORTS,
     _log_in,
@@ -29,6 +29,7 @@ PEOPLE = {
     "phone": ("李秀英", make_id(date(1979, 3, 8), 462), "13698765432"),
     "pc": ("陈志强", make_id(date(1988, 11, 20), 571), "13512340000"),
 }
+IMPORTED = {"phone": make_id(date(1982, 5, 5), 113), "pc": make_id(date(1983, 6, 6), 225)}
 assert set(PEOPLE) == set(VIEWPORTS)
 
 
@@ -85,4 +86,29 @@ def test_broker_adds_finds_and_verifies_a_worker(
     page.locator("#verify-box").get_by_text("从未核实").wait_for(state="detached")
     assert not page.locator("#verify-box .tag-warn").count()
     _shot(page, artifacts, f"worker-verified-{screen}")
+    assert _unexpected(page) == []
+
+
+def test_broker_imports_a_file_and_reads_the_report(
+    page: Any,  # noqa: F811
+    live_server: LiveServer,
+    artifacts: Path,
+    screen: str,  # noqa: F811
+) -> None:
+    _log_in(page, live_server, live_server.logins["broker"])
+    page.goto(f"{live_server.url}/workers/import")
+    page.get_by_role("heading", name="批量导入劳动者").wait_for()
+    csv = (
+        "姓名,身份证号,手机号,户籍村代码,就业状态\n"
+        f"赵大勇,{IMPORTED[screen]},,{VILLAGE},外出务工\n"
+        f"钱二,{IMPORTED[screen][:-1]}Z,,{VILLAGE},未知\n"
+    )
+    page.get_by_label("选择文件").set_input_files(
+        {"name": "workers.csv", "mimeType": "text/csv", "buffer": csv.encode()}
+    )
+    page.get_by_role("button", name="上传并导入").click()
+    page.get_by_role("heading", name="导入结果：workers.csv").wait_for()
+    page.get_by_text("第 3 行").wait_for()
+    _no_horizontal_scroll(page)
+    _shot(page, artifacts, f"worker-import-{screen}")
     assert _unexpected(page) == []

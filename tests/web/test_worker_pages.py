@@ -19,7 +19,7 @@ from marketplace.audit.models import AuditEntry
 from marketplace.workers.models import DuplicateDismissal, Worker
 from tests.conftest import YUZHONG
 from tests.marketplace.test_workers_rules import make_id
-from tests.web.test_pages import VILLAGE, _csrf, page_login
+from tests.web.test_pages import VILLAGE, _csrf, _token, page_login
 from web.pages.worker_forms import WorkerForm, split_list, to_create, yuan_to_fen
 
 Client = AsyncTestClient[Litestar]
@@ -294,3 +294,53 @@ async def test_forms_need_the_csrf_token(client: Client, broker: Any) -> None:
     response = await client.post("/workers", data=form(), follow_redirects=False)
     assert response.status_code == 403
     assert (await client.post("/workers/1/verify")).status_code == 403
+
+
+async def test_import_page_reports_created_and_refused_rows(
+    client: Client, broker: Any, make_account: Any, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    page = await client.get("/workers/import")
+    assert page.status_code == 200
+    assert "/workers/import-template?file_format=xlsx" in page.text
+    template = await client.get("/workers/import-template", params={"file_format": "csv"})
+    assert template.status_code == 200
+    assert "身份证号" in template.content.decode("utf-8-sig")
+
+    bad = ID_B[:-1] + ("0" if ID_B[-1] != "0" else "1")
+    csv = (
+        "姓名,身份证号,手机号,户籍村代码,就业状态\n"
+        f"王建国,{ID_A},{PHONE},{VILLAGE},外出务工\n"
+        f"李四,{bad},,{VILLAGE},未知\n"
+    )
+    token = _token(page.text)
+    done = await client.post(
+        "/workers/import",
+        files={"file": ("workers.csv", csv.encode(), "text/csv")},
+        data={"_csrf_token": token},
+    )
+    assert done.status_code == 200, done.text
+    assert "导入结果" in done.text
+    assert "第 3 行" in done.text
+    assert await count(sessions, Worker) == 1
+
+    empty = await client.post(
+        "/workers/import",
+        files={"file": ("workers.csv", b"", "text/csv")},
+        data={"_csrf_token": token},
+    )
+    assert empty.status_code == 422
+    assert 'id="err-file"' in empty.text
+    wrong = await client.post(
+        "/workers/import",
+        files={"file": ("workers.pdf", b"x", "application/pdf")},
+        data={"_csrf_token": token},
+    )
+    assert wrong.status_code == 422
+    assert "只支持 .csv 和 .xlsx 文件" in wrong.text
+    # Without the token: refused (sent as a plain form: Litestar's CSRF check leaves a
+    # refused multipart upload's temporary file for the garbage collector).
+    assert (await client.post("/workers/import", data={"file": "x"})).status_code == 403
+
+    officer = await make_account("district_admin", YUZHONG)
+    await page_login(client, officer)
+    assert (await client.get("/workers/import")).status_code == 403

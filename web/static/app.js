@@ -32,3 +32,18 @@
     if (box) { box.hidden = true; }
   });
 })();
+
+// Import page: show how much of the file has been sent; once sent, the server is
+// checking and saving the rows.
+(function () {
+  "use strict";
+
+  document.addEventListener("htmx:xhr:progress", function (event) {
+    var bar = document.getElementById("import-progress");
+    var text = document.getElementById("import-progress-text");
+    if (!bar || !text || !event.detail.lengthComputable) { return; }
+    var percent = Math.round((event.detail.loaded / event.detail.total) * 100);
+    bar.value = percent;
+    text.textContent = percent < 100 ? "正在上传… " + percent + "%" : "上传完成，正在逐行检查并保存…";
+  });
+})();
