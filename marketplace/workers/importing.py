@@ -123,6 +123,9 @@ class ImportReport(SQLModel):
     error_rows: int = 0  # all rows with errors; ``errors`` lists the first 1,000
 
 
+# Every column of a new worker row, so a batch's rows share one set of keys.
+EMPTY_ROW: dict[str, Any] = {name: None for name in Worker.model_fields if name != "id"}
+
 ProgressCallback = Callable[[int], None]
 BatchCallback = Callable[[AsyncSession], Awaitable[None]]
 
@@ -329,8 +332,9 @@ def parse_row(cells: list[Any], columns: dict[int, str]) -> WorkerCreate:
 class _Pending:
     row: int
     data: WorkerCreate
-    worker: Worker
-    values: dict[str, Any]
+    columns: dict[str, Any]  # the new row's columns
+    values: dict[str, Any]  # clear values, for its history
+    worker_id: int | None = None
 
 
 @dataclass
@@ -525,7 +529,7 @@ async def _prepare_new(run: _Run, number: int, data: WorkerCreate) -> _Pending:
     values, derived = await workers.check_registration(
         session=run.session, reach=run.reach, data=data, today=run.today
     )
-    worker = workers.new_record(
+    columns = workers.new_values(
         values=values,
         derived=derived,
         broker_id=run.broker_id,
@@ -534,7 +538,7 @@ async def _prepare_new(run: _Run, number: int, data: WorkerCreate) -> _Pending:
         occupations=run.occupations,
         now=utcnow(),
     )
-    return _Pending(row=number, data=data, worker=worker, values=values)
+    return _Pending(row=number, data=data, columns={**EMPTY_ROW, **columns}, values=values)
 
 
 async def _update(run: _Run, current: Worker, data: WorkerCreate, present: set[str]) -> None:
@@ -587,15 +591,30 @@ async def _write_new(run: _Run, pending: list[_Pending]) -> None:
 
 
 async def _insert(run: _Run, pending: list[_Pending]) -> None:
+    """Core inserts, many rows per statement: ORM objects cost more than the rest."""
     session = run.session
-    session.add_all(p.worker for p in pending)
-    await session.flush()
+    connection = await session.connection()
+    workers_table = Worker.__table__  # type: ignore[attr-defined]
+    # A plain executemany, then the new ids by hash: RETURNING with the rows' order
+    # kept runs one statement per row on SQLite.
+    await connection.execute(insert(workers_table), [p.columns for p in pending])
+    ids = dict(
+        (
+            await connection.execute(
+                select(col(Worker.id_number_hash), col(Worker.id)).where(
+                    col(Worker.id_number_hash).in_([p.columns["id_number_hash"] for p in pending])
+                )
+            )
+        ).all()
+    )
+    for p in pending:
+        p.worker_id = ids[p.columns["id_number_hash"]]
     now = utcnow()
     history: list[dict[str, Any]] = []
     for p in pending:
-        assert p.worker.id is not None
-        rows = records.changes(
-            worker_id=p.worker.id,
+        assert p.worker_id is not None
+        history += records.change_values(
+            worker_id=p.worker_id,
             action="create",
             old={},
             new=p.values,
@@ -603,15 +622,15 @@ async def _insert(run: _Run, pending: list[_Pending]) -> None:
             at=now,
             cipher=run.cipher,
         )
-        history.extend(r.model_dump(exclude={"id"}) for r in rows)
-    await session.execute(insert(WorkerChange), history)
-    await session.execute(
-        insert(OutboxEvent),
+    await connection.execute(insert(WorkerChange.__table__), history)  # type: ignore[attr-defined]
+    await connection.execute(
+        insert(OutboxEvent.__table__),  # type: ignore[attr-defined]
         [
             {
                 "name": workers.EVENT,
-                "payload": {"worker_id": p.worker.id, "action": "create"},
+                "payload": {"worker_id": p.worker_id, "action": "create"},
                 "created_at": now,
+                "processed_at": None,
             }
             for p in pending
         ],
@@ -625,6 +644,6 @@ async def _insert(run: _Run, pending: list[_Pending]) -> None:
         region_code=run.reach.broker.village_code if run.reach.broker else None,
         detail={
             "created": len(pending),
-            "worker_ids": [pending[0].worker.id, pending[-1].worker.id],
+            "worker_ids": [pending[0].worker_id, pending[-1].worker_id],
         },
     )

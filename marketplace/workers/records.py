@@ -105,6 +105,39 @@ def _stored(field: str, value: Any, cipher: DataCipher) -> str | None:
     return cipher.encrypt(text, context=CTX_CHANGE) if field in SENSITIVE else text
 
 
+def change_values(
+    *,
+    worker_id: int,
+    action: str,
+    old: dict[str, Any],
+    new: dict[str, Any],
+    actor_user_id: int | None,
+    at: datetime,
+    cipher: DataCipher,
+) -> list[dict[str, Any]]:
+    """The columns of one history row per field whose value differs between ``old``
+    and ``new`` (bulk import inserts these without building ORM objects)."""
+    rows = []
+    for field in TRACKED:
+        before, after = old.get(field), new.get(field)
+        if before == after or (before in (None, []) and after in (None, [])):
+            continue
+        rows.append(
+            {
+                "worker_id": worker_id,
+                "origin_worker_id": worker_id,
+                "action": action,
+                "field": field,
+                "sensitive": field in SENSITIVE,
+                "old_value": _stored(field, before, cipher),
+                "new_value": _stored(field, after, cipher),
+                "actor_user_id": actor_user_id,
+                "at": at,
+            }
+        )
+    return rows
+
+
 def changes(
     *,
     worker_id: int,
@@ -116,25 +149,18 @@ def changes(
     cipher: DataCipher,
 ) -> list[WorkerChange]:
     """One history row per field whose value differs between ``old`` and ``new``."""
-    rows = []
-    for field in TRACKED:
-        before, after = old.get(field), new.get(field)
-        if before == after or (before in (None, []) and after in (None, [])):
-            continue
-        rows.append(
-            WorkerChange(
-                worker_id=worker_id,
-                origin_worker_id=worker_id,
-                action=action,
-                field=field,
-                sensitive=field in SENSITIVE,
-                old_value=_stored(field, before, cipher),
-                new_value=_stored(field, after, cipher),
-                actor_user_id=actor_user_id,
-                at=at,
-            )
+    return [
+        WorkerChange(**row)
+        for row in change_values(
+            worker_id=worker_id,
+            action=action,
+            old=old,
+            new=new,
+            actor_user_id=actor_user_id,
+            at=at,
+            cipher=cipher,
         )
-    return rows
+    ]
 
 
 def note_row(

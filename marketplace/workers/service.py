@@ -8,6 +8,7 @@ its own transactions, and export can page through ``list_workers``.
 from __future__ import annotations
 
 from datetime import date, datetime
+from types import SimpleNamespace
 from typing import Any, Protocol
 
 from sqlalchemy import func, select, update
@@ -211,7 +212,7 @@ async def check_registration(
     return values, derived
 
 
-def new_record(
+def new_values(
     *,
     values: dict[str, Any],
     derived: dict[str, Any],
@@ -220,13 +221,23 @@ def new_record(
     cipher: DataCipher,
     occupations: OccupationMapper | None,
     now: datetime,
-) -> Worker:
-    """A new, unsaved record of checked ``values`` (sets ``values["occupation_codes"]``)."""
+) -> dict[str, Any]:
+    """The columns of a new record of checked ``values`` (sets
+    ``values["occupation_codes"]``); bulk import inserts these without ORM objects."""
     values["occupation_codes"] = occupations.codes_for(values["skills"]) if occupations else []
-    worker = Worker(broker_id=broker_id, created_at=now, updated_at=now, **derived)
-    records.apply(worker, values, cipher)
-    _consent(worker, set(values) if values.get("consent_to_recommend") else set(), actor, now)
-    return worker
+    row: Any = SimpleNamespace(broker_id=broker_id, created_at=now, updated_at=now, **derived)
+    records.apply(row, values, cipher)
+    _consent(row, set(values) if values.get("consent_to_recommend") else set(), actor, now)
+    return {
+        k: v
+        for k, v in vars(row).items()
+        if k not in ("id_number", "phone") and k in Worker.model_fields
+    }
+
+
+def new_record(**kwargs: Any) -> Worker:
+    """A new, unsaved record; the arguments of ``new_values``."""
+    return Worker(**new_values(**kwargs))
 
 
 async def register(
