@@ -9,19 +9,28 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
 
 from faker import Faker
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
+from marketplace import audit
 from marketplace.access import SYSTEM, TOTP_ROLES, Role
 from marketplace.accounts import service as accounts
 from marketplace.accounts.models import User, UserCreate
 from marketplace.brokers.models import Broker, BrokerVillage
+from marketplace.clock import utcnow
 from marketplace.crypto import DataCipher
 from marketplace.db import unit_of_work
 from marketplace.regions.models import Region, RegionLevel
+from marketplace.workers import importing, records
+from marketplace.workers import service as workers
+from marketplace.workers.identity import check_char
+from marketplace.workers.models import Worker, WorkerChange
+from matching.taxonomy import load_taxonomy
 
 DEMO_PASSWORD = "Laowu-demo-2026"  # noqa: S105  (printed for demo logins; never in production)
 
@@ -65,6 +74,7 @@ async def load_demo(
             await _populations(session, district, villages, rng)
             logins.extend(await _district_accounts(session, cipher, district, villages))
             await _brokers(session, district, villages, rng, fake)
+        await demo_workers(session, cipher, seed=seed)
     return logins
 
 
@@ -168,3 +178,211 @@ async def _brokers(
     await session.flush()
     session.add_all(BrokerVillage(broker_id=b.id or 0, village_code=b.village_code) for b in added)
     await session.flush()
+
+
+# --- workers -------------------------------------------------------------------------
+
+WORKERS_PER_DISTRICT = 7_000
+NEAR_DUPLICATE_SHARE = 0.01
+# Status weights: most rural workers are away or working locally; some are looking.
+STATUSES = (
+    ("employed_away", 40),
+    ("employed_local", 30),
+    ("seeking", 15),
+    ("not_in_labour_force", 10),
+    ("unknown", 5),
+)
+NAME_SLIPS = {"国": "囯", "建": "健", "华": "化", "明": "名", "伟": "玮", "军": "君", "芳": "方"}
+
+
+def demo_id_number(rng: random.Random, district_code: str) -> tuple[str, date]:
+    """A valid resident ID number (GB 11643 check character) of the district, born
+    1960–2005."""
+    born = date(1960, 1, 1) + timedelta(
+        days=rng.randrange((date(2005, 12, 31) - date(1960, 1, 1)).days)
+    )
+    first17 = f"{district_code}{born:%Y%m%d}{rng.randrange(1000):03d}"
+    return first17 + check_char(first17), born
+
+
+def _slip(name: str, rng: random.Random) -> str:
+    """The same name with one character mistyped (王建国 → 王建囯)."""
+    for i in range(len(name) - 1, 0, -1):
+        if name[i] in NAME_SLIPS:
+            return name[:i] + NAME_SLIPS[name[i]] + name[i + 1 :]
+    return name[:-1] + rng.choice("一二三文武")
+
+
+def _demo_values(
+    rng: random.Random, fake: Faker, village: str, district_code: str, skills_pool: list[list[str]]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    number, born = demo_id_number(rng, district_code)
+    status = rng.choices([s for s, _ in STATUSES], weights=[w for _, w in STATUSES])[0]
+    unit = rng.choice(["day", "day", "month", "hour"])
+    low = {"day": rng.randrange(150, 350) * 100, "month": rng.randrange(30, 90) * 10_000,
+           "hour": rng.randrange(18, 40) * 100}[unit]  # fmt: skip
+    consent = rng.random() < 0.7
+    away = status == "employed_away"
+    values: dict[str, Any] = {
+        "name": fake.name(),
+        "id_number": number,
+        "phone": f"1{rng.choice('35789')}{rng.randrange(10**9):09d}",
+        "hukou_village_code": village,
+        "current_region_code": None if away else village,
+        "current_location_text": rng.choice(
+            ["广东省东莞市", "浙江省宁波市", "上海市", "福建省泉州市"]
+        )
+        if away
+        else None,
+        "employment_status": status,
+        "skills": rng.choice(skills_pool),
+        "certificates": [],
+        "wage_min_fen": low,
+        "wage_max_fen": low + low // 4,
+        "wage_unit": unit,
+        "available_from": None,
+        "mobility": rng.choice(["local", "chongqing", "anywhere"]),
+        "training_wishes": [],
+        "consent_to_recommend": consent,
+        "consent_method": rng.choice(["书面", "口头", "电子"]) if consent else None,
+        "note": None,
+    }
+    gender = "male" if int(number[16]) % 2 == 1 else "female"
+    return values, {"gender": gender, "birth_date": born}
+
+
+def _skills_pool(rng: random.Random) -> list[list[str]]:
+    """Skill lists as brokers type them: taxonomy names and synonyms, one to three."""
+    terms = [term for occ in load_taxonomy() for term in occ.terms]
+    return [rng.sample(terms, rng.randint(1, 3)) for _ in range(500)]
+
+
+async def demo_workers(session: AsyncSession, cipher: DataCipher, *, seed: int) -> int:
+    """About 21,000 workers kept by the demo brokers of their villages, with a few
+    near-duplicates (same phone, a one-character name slip). Bulk inserted with their
+    creation history and one audit entry; no ``worker.changed`` events (run
+    ``laowu index rebuild`` to index them). A record whose ID number is already
+    registered is skipped, so a second run adds nothing."""
+    added = 0
+    for district in DISTRICTS:
+        rng = random.Random(f"{seed}:{district.code}:workers")
+        fake = Faker("zh_CN")
+        fake.seed_instance(f"{seed}:{district.code}:workers")
+        brokers = list(
+            (
+                await session.execute(
+                    select(Broker)
+                    .where(col(Broker.village_code).startswith(district.code))
+                    .order_by(col(Broker.id))
+                )
+            ).scalars()
+        )
+        if not brokers:
+            continue
+        pool = _skills_pool(rng)
+        planned: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
+        for n in range(WORKERS_PER_DISTRICT):
+            broker = brokers[n % len(brokers)]
+            values, derived = _demo_values(rng, fake, broker.village_code, district.code, pool)
+            planned.append((broker.id or 0, values, derived))
+            if rng.random() < NEAR_DUPLICATE_SHARE:
+                twin, twin_derived = _demo_values(
+                    rng, fake, broker.village_code, district.code, pool
+                )
+                if len(values["name"]) < 3:  # a slip in a two-character name is not flagged
+                    values["name"] += rng.choice("华明军芳国")
+                twin.update(name=_slip(values["name"], rng), phone=values["phone"])
+                planned.append((broker.id or 0, twin, twin_derived))
+        added += await _insert_workers(session, cipher, planned)
+    if added:
+        await audit.record(
+            session=session,
+            actor=SYSTEM,
+            action="worker.demo_load",
+            object_type="worker",
+            detail={"created": added},
+        )
+    return added
+
+
+async def _insert_workers(
+    session: AsyncSession,
+    cipher: DataCipher,
+    planned: list[tuple[int, dict[str, Any], dict[str, Any]]],
+    batch: int = 2_000,
+) -> int:
+    now = utcnow()
+    unique: dict[str, tuple[int, dict[str, Any], dict[str, Any]]] = {}
+    for item in planned:
+        unique.setdefault(cipher.lookup_hash(item[1]["id_number"]), item)
+    digests = list(unique)
+    added = 0
+    connection = await session.connection()
+    for start in range(0, len(digests), batch):
+        chunk = digests[start : start + batch]
+        taken = set(
+            (
+                await connection.execute(
+                    select(col(Worker.id_number_hash)).where(col(Worker.id_number_hash).in_(chunk))
+                )
+            ).scalars()
+        )
+        fresh = [
+            (
+                {
+                    **importing.EMPTY_ROW,
+                    **workers.new_values(
+                        values=values,
+                        derived=derived,
+                        broker_id=broker_id,
+                        actor=SYSTEM,
+                        cipher=cipher,
+                        occupations=_DEMO_MAPPER,
+                        now=now,
+                    ),
+                },
+                values,
+            )
+            for digest in chunk
+            if digest not in taken
+            for broker_id, values, derived in [unique[digest]]
+        ]
+        if not fresh:
+            continue
+        await connection.execute(insert(Worker.__table__), [c for c, _ in fresh])  # type: ignore[attr-defined]
+        found = await connection.execute(
+            select(col(Worker.id_number_hash), col(Worker.id)).where(
+                col(Worker.id_number_hash).in_([c["id_number_hash"] for c, _ in fresh])
+            )
+        )
+        ids = {str(digest): int(wid or 0) for digest, wid in found.all()}
+        history: list[dict[str, Any]] = []
+        for c, v in fresh:
+            history += records.change_values(
+                worker_id=ids[c["id_number_hash"]],
+                action="create",
+                old={},
+                new=v,
+                actor_user_id=None,
+                at=now,
+                cipher=cipher,
+            )
+        await connection.execute(insert(WorkerChange.__table__), history)  # type: ignore[attr-defined]
+        added += len(fresh)
+    return added
+
+
+class _TaxonomyCodes:
+    """Occupation keys of demo skills, which are taxonomy terms by construction."""
+
+    def codes_for(self, skills: list[str]) -> list[str]:
+        taxonomy = load_taxonomy()
+        keys: dict[str, None] = {}
+        for skill in skills:
+            occ = taxonomy.term(skill)
+            if occ is not None:
+                keys.setdefault(occ.key, None)
+        return list(keys)
+
+
+_DEMO_MAPPER = _TaxonomyCodes()

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
+from marketplace import demo
 from marketplace.access import SYSTEM
 from marketplace.brokers.models import Broker
 from marketplace.crypto import DataCipher
@@ -20,7 +21,9 @@ from marketplace.db import create_engine, session_factory, unit_of_work
 from marketplace.errors import Invalid
 from marketplace.regions.models import Region
 from marketplace.workers import importing
+from marketplace.workers.identity import parse_resident_id
 from marketplace.workers.models import Worker
+from marketplace.workers.rules import name_similarity
 from tests.conftest import YUZHONG
 from tests.marketplace.test_workers_rules import make_id
 from tests.web.test_cli import db_env, env, query, run  # noqa: F401  (CLI fixtures)
@@ -215,3 +218,32 @@ def test_cli_import_and_export(db_env: str, tmp_path: Any) -> None:  # noqa: F81
     missing = run("workers", "import", str(path), "--broker", "99999")
     assert missing.exit_code == 1
     assert "经纪人 99999 不存在" in missing.stderr
+
+
+async def test_demo_workers_valid_near_duplicates_and_idempotent(
+    sessions: async_sessionmaker[AsyncSession],
+    cipher: DataCipher,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(demo, "WORKERS_PER_DISTRICT", 300)
+    await demo.load_demo(sessions, cipher, seed=7)
+    async with sessions() as session:
+        rows = list((await session.execute(select(Worker))).scalars())
+        brokers = {b.id: b for b in (await session.execute(select(Broker))).scalars()}
+    assert len(rows) >= 900
+    phones: dict[str | None, list[Worker]] = {}
+    for worker in rows:
+        number = cipher.decrypt(worker.id_number_enc or "", context="worker.id_number")
+        identity = parse_resident_id(number, today=date(2026, 11, 27))
+        assert identity.birth_date == worker.birth_date
+        assert date(1960, 1, 1) <= identity.birth_date <= date(2005, 12, 31)
+        assert number[:6] == worker.hukou_village_code[:6]
+        assert brokers[worker.broker_id].village_code == worker.hukou_village_code
+        assert worker.skills
+        assert worker.occupation_codes
+        phones.setdefault(worker.phone_hash, []).append(worker)
+    twins = [pair for pair in phones.values() if len(pair) == 2]
+    assert twins
+    assert all(name_similarity(a.name or "", b.name or "") >= 60 for a, b in twins)
+    await demo.load_demo(sessions, cipher, seed=7)
+    assert await count(sessions) == len(rows)
