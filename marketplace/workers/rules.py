@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from rapidfuzz import fuzz
 
@@ -162,3 +162,12 @@ def update_rate(
         if any(start <= at < end for at in entry.touched_at):
             touched += 1
     return None if live == 0 else touched / live
+
+
+# A record not verified with the person for this long is stale: the monthly
+# HR-database-update task (tasks issue) goes after exactly these.
+STALE_AFTER = timedelta(days=365)
+
+
+def is_stale(last_verified_at: datetime | None, now: datetime) -> bool:
+    return last_verified_at is None or now - last_verified_at > STALE_AFTER

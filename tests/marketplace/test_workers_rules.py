@@ -125,3 +125,10 @@ def test_merge_keeps_survivor_values_and_fills_gaps() -> None:
     assert merged["skills"] == ["电焊", "砌墙"]
     assert merged["note"] == "原记录"
     assert [c["number"] for c in merged["certificates"]] == ["1", "2"]
+
+
+def test_a_record_unverified_for_a_year_is_stale() -> None:
+    now = datetime(2026, 11, 27, tzinfo=UTC)
+    assert rules.is_stale(None, now)
+    assert not rules.is_stale(now - timedelta(days=365), now)
+    assert rules.is_stale(now - timedelta(days=366), now)

@@ -5,7 +5,6 @@ and the domain's field names mapped back to the form's inputs for inline errors.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -15,7 +14,6 @@ from marketplace.errors import Invalid
 from marketplace.workers.models import WorkerCreate, WorkerPublic, WorkerUpdate
 
 # A record not checked with the person for this long is flagged in the list.
-STALE_AFTER = timedelta(days=365)
 NEW_CERT_ROWS = 2
 MAX_FEN = 2_000_000_000
 _SEPARATORS = re.compile(r"[,，、;；\n]+")
@@ -191,10 +189,6 @@ def input_errors(errors: dict[str, str]) -> dict[str, str]:
         _INPUT_OF.get(field, field): message.replace("（金额单位为分）", "")
         for field, message in errors.items()
     }
-
-
-def is_stale(last_verified_at: datetime | None, now: datetime) -> bool:
-    return last_verified_at is None or now - last_verified_at > STALE_AFTER
 
 
 def show_value(value: Any, field: str = "", labels: dict[str, dict[str, str]] | None = None) -> str:

@@ -26,6 +26,7 @@ from marketplace.workers.models import (
     DuplicatePair,
     WorkerChangePublic,
 )
+from marketplace.workers.rules import is_stale
 from web.auth import requires_login
 from web.deps import Cipher, CurrentActor, Db, Occupations, Paging, RowId
 from web.pages.base import field_errors, is_htmx, refuse_in_form, render
@@ -38,7 +39,6 @@ from web.pages.worker_forms import (
     fen_to_yuan,
     form_of,
     input_errors,
-    is_stale,
     show_value,
     to_create,
     to_update,
