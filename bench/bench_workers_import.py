@@ -1,0 +1,153 @@
+"""Worker register import: a generated 100,000-row CSV through `laowu workers import`
+(the CLI path: streamed, a commit per 1,000-row batch) in under 60 s, with the import
+process's peak RSS under 500 MB.
+
+    python bench/bench_workers_import.py [--database-url URL] [--rows 100000]
+
+Runs on a temporary SQLite file by default; pass a PostgreSQL URL
+(postgresql+asyncpg://…) to measure there (each run adds new people). Appends the
+figures to bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlalchemy import select
+from sqlmodel import col
+
+from bench.common import record
+from marketplace.brokers.models import Broker
+from marketplace.crypto import new_data_key
+from marketplace.db import create_engine, session_factory, unit_of_work
+from marketplace.regions import service as regions
+from marketplace.regions.models import Region, RegionLevel
+from marketplace.workers.identity import check_char
+from marketplace.workers.importing import COLUMNS
+from web.migrate import upgrade
+
+SKILLS = ["电焊", "钢筋工", "木工", "瓦工", "保洁", "厨师", "叉车司机", "育婴员", "电工", "普工"]
+STATUSES = ["本地就业", "外出务工", "求职中", "非劳动力", "未知"]
+
+
+async def prepare(url: str) -> tuple[int, list[str]]:
+    engine = create_engine(url)
+    try:
+        await upgrade(engine)
+        async with unit_of_work(session_factory(engine)) as session:
+            if (await session.execute(select(Region).limit(1))).first() is None:
+                await regions.load(session=session, rows=regions.read_csv(regions.bundled_csv()))
+            villages = list(
+                (
+                    await session.execute(
+                        select(col(Region.code)).where(
+                            col(Region.level) == RegionLevel.village,
+                            col(Region.code).startswith("500103"),
+                        )
+                    )
+                ).scalars()
+            )
+            broker = Broker(name="导入基准经纪人", village_code=villages[0])
+            session.add(broker)
+            await session.flush()
+            assert broker.id is not None
+            return broker.id, villages
+    finally:
+        await engine.dispose()
+
+
+def write_csv(path: Path, rows: int, villages: list[str], seed: int) -> None:
+    rng = random.Random(seed)
+    used: set[str] = set()
+    with path.open("w", encoding="utf-8-sig", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow([c.header for c in COLUMNS])
+        while len(used) < rows:
+            born = date(1960, 1, 1) + timedelta(days=rng.randrange(45 * 365))
+            first17 = f"500103{born:%Y%m%d}{rng.randrange(1000):03d}"
+            number = first17 + check_char(first17)
+            if number in used:
+                continue
+            used.add(number)
+            low = rng.randrange(150, 300) * 100
+            values = {
+                "name": "工人" + chr(0x4E00 + rng.randrange(20000)),
+                "id_number": number,
+                "phone": f"1{rng.choice('3589')}{rng.randrange(10**9):09d}",
+                "hukou_village_code": rng.choice(villages),
+                "employment_status": rng.choice(STATUSES),
+                "skills": "、".join(rng.sample(SKILLS, rng.randint(0, 3))),
+                "wage_min_fen": low * 10,
+                "wage_max_fen": low * 10 + 5000,
+                "wage_unit": "天",
+                "mobility": rng.choice(["本地", "重庆市内", "不限"]),
+                "consent_to_recommend": rng.choice(["是", "否"]),
+            }
+            writer.writerow([values.get(c.field, "") for c in COLUMNS])
+
+
+def run_import(url: str, data_key: str, tmp: str, path: Path, broker_id: int) -> float:
+    env = {
+        **os.environ,
+        "LAOWU_DATABASE_URL": url,
+        "LAOWU_DATA_KEY": data_key,
+        "LAOWU_SECRET_KEY": "bench" * 8,
+        "LAOWU_VAR_DIR": tmp,
+    }
+    laowu = Path(sys.executable).with_name("laowu")
+    started = time.perf_counter()
+    done = subprocess.run(
+        [str(laowu), "workers", "import", str(path), "--broker", str(broker_id)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"import failed: {done.stderr[-2000:]}")
+    print(done.stdout.splitlines()[0])
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--rows", type=int, default=100_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        url = args.database_url or f"sqlite+aiosqlite:///{tmp}/bench.db"
+        broker_id, villages = asyncio.run(prepare(url))
+        path = Path(tmp) / "workers.csv"
+        write_csv(path, args.rows, villages, seed=time.time_ns())
+        size_mb = path.stat().st_size / 1024 / 1024
+        elapsed = run_import(url, new_data_key(), tmp, path, broker_id)
+        # ru_maxrss of the children: the import process is the only one (KiB on Linux).
+        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    backend = "PostgreSQL" if url.startswith("postgresql") else "SQLite"
+    record(
+        "Worker register: bulk import",
+        [
+            f"database: {backend}",
+            f"`laowu workers import` of a {args.rows:,}-row CSV ({size_mb:.1f} MB, UTF-8 BOM): "
+            f"{elapsed:.1f} s, {args.rows / elapsed:,.0f} rows/s (target < 60 s)",
+            f"peak RSS of the import process: {peak_mb:.0f} MB (target < 500 MB)",
+        ],
+    )
+
+
+if __name__ == "__main__":
+    main()
