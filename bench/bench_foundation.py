@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import signal
 import socket
@@ -28,7 +27,7 @@ import pyotp
 from sqlalchemy import select, text, update
 from sqlmodel import col
 
-from bench.common import percentiles, record
+from bench.common import laowu_command, laowu_env, percentiles, record
 from marketplace.access import SYSTEM
 from marketplace.accounts import service as accounts
 from marketplace.accounts.models import UserCreate
@@ -121,14 +120,8 @@ def free_port() -> int:
 def measure_http(url: str, data_key: str, secret: str, runs: int, tmp: str) -> dict[str, float]:
     """Against a real `laowu serve` process on 127.0.0.1."""
     port = free_port()
-    env = {
-        **os.environ,
-        "LAOWU_DATABASE_URL": url,
-        "LAOWU_DATA_KEY": data_key,
-        "LAOWU_SECRET_KEY": "bench" * 8,
-        "LAOWU_VAR_DIR": tmp,
-    }
-    laowu = Path(sys.executable).with_name("laowu")
+    env = laowu_env(url, data_key, tmp)
+    laowu = laowu_command()
     server = subprocess.Popen(
         [str(laowu), "serve", "--port", str(port)],
         env=env,

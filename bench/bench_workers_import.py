@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
-import os
 import random
 import resource
 import subprocess
@@ -29,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import select
 from sqlmodel import col
 
-from bench.common import record
+from bench.common import laowu_command, laowu_env, record
 from marketplace.brokers.models import Broker
 from marketplace.crypto import new_data_key
 from marketplace.db import create_engine, session_factory, unit_of_work
@@ -100,14 +99,8 @@ def write_csv(path: Path, rows: int, villages: list[str], seed: int) -> None:
 
 
 def run_import(url: str, data_key: str, tmp: str, path: Path, broker_id: int) -> float:
-    env = {
-        **os.environ,
-        "LAOWU_DATABASE_URL": url,
-        "LAOWU_DATA_KEY": data_key,
-        "LAOWU_SECRET_KEY": "bench" * 8,
-        "LAOWU_VAR_DIR": tmp,
-    }
-    laowu = Path(sys.executable).with_name("laowu")
+    env = laowu_env(url, data_key, tmp)
+    laowu = laowu_command()
     started = time.perf_counter()
     done = subprocess.run(
         [str(laowu), "workers", "import", str(path), "--broker", str(broker_id)],

@@ -64,3 +64,18 @@ def record(title: str, lines: list[str]) -> None:
     print(text)
     existing = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
     RESULTS.write_text(existing.rstrip("\n") + "\n\n" + text)
+
+
+def laowu_env(url: str, data_key: str, var_dir: str) -> dict[str, str]:
+    """Environment for a `laowu` subprocess against the benchmark's database."""
+    return {
+        **os.environ,
+        "LAOWU_DATABASE_URL": url,
+        "LAOWU_DATA_KEY": data_key,
+        "LAOWU_SECRET_KEY": "bench" * 8,
+        "LAOWU_VAR_DIR": var_dir,
+    }
+
+
+def laowu_command() -> str:
+    return str(Path(sys.executable).with_name("laowu"))

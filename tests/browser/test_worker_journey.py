@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.conftest import VILLAGE, LiveServer
 from tests.browser.test_coverage_journey import (
@@ -74,7 +75,7 @@ def test_broker_adds_finds_and_verifies_a_worker(
     page.get_by_role("heading", name="共 1 人").wait_for()  # HTMX swapped the results
     item = page.locator(".worker-item", has_text=name)
     assert id_number not in page.content()
-    assert item.get_by_text("超过 12 个月未核实").is_visible()
+    expect(item.get_by_text("超过 12 个月未核实")).to_be_visible()
     _no_horizontal_scroll(page)
     _shot(page, artifacts, f"worker-list-{screen}")
 
