@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import DateTime, event
+from sqlalchemy import ColumnElement, DateTime, event, func, select
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -112,3 +112,25 @@ async def unit_of_work(
         except BaseException:
             await session.rollback()
             raise
+
+
+T = TypeVar("T")
+
+
+async def fetch_page(
+    session: AsyncSession,
+    model: type[T],
+    where: list[ColumnElement[bool]],
+    *,
+    order_by: Any,
+    limit: int,
+    offset: int,
+) -> tuple[list[T], int]:
+    """One page of ``model`` rows matching ``where``, and how many match in all."""
+    total = (
+        await session.execute(select(func.count()).select_from(model).where(*where))
+    ).scalar_one()
+    rows = await session.execute(
+        select(model).where(*where).order_by(order_by).limit(limit).offset(offset)
+    )
+    return list(rows.scalars()), int(total)

@@ -11,7 +11,7 @@ from datetime import datetime
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -22,6 +22,7 @@ from marketplace.accounts.models import AuthSession, User, UserCreate, UserPubli
 from marketplace.brokers.models import Broker, BrokerStatus, BrokerVillage
 from marketplace.clock import as_utc, utcnow
 from marketplace.crypto import DataCipher
+from marketplace.db import fetch_page
 from marketplace.errors import Conflict, Forbidden, Invalid, Locked, NotFound, Unauthenticated
 from marketplace.events import emit
 from marketplace.regions.models import Region
@@ -180,13 +181,7 @@ async def list_users(
     where = [col(User.region_code).startswith(prefix)]
     if role:
         where.append(col(User.role) == rules.parse_role(role))
-    total = (
-        await session.execute(select(func.count()).select_from(User).where(*where))
-    ).scalar_one()
-    rows = await session.execute(
-        select(User).where(*where).order_by(col(User.id)).limit(limit).offset(offset)
-    )
-    return list(rows.scalars()), total
+    return await fetch_page(session, User, where, order_by=col(User.id), limit=limit, offset=offset)
 
 
 async def update_user(

@@ -7,13 +7,14 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from marketplace.access import Actor
 from marketplace.audit.models import AuditEntry, AuditHead
 from marketplace.clock import utcnow
+from marketplace.db import fetch_page
 
 GENESIS_HASH = "0" * 64
 
@@ -145,20 +146,6 @@ async def list_entries(
     where = [col(AuditEntry.region_code).startswith(region_prefix)] if region_prefix != "50" else []
     if action:
         where.append(col(AuditEntry.action) == action)
-    total = (
-        await session.execute(select(func.count()).select_from(AuditEntry).where(*where))
-    ).scalar_one()
-    rows = (
-        (
-            await session.execute(
-                select(AuditEntry)
-                .where(*where)
-                .order_by(col(AuditEntry.id).desc())
-                .limit(limit)
-                .offset(offset)
-            )
-        )
-        .scalars()
-        .all()
+    return await fetch_page(
+        session, AuditEntry, where, order_by=col(AuditEntry.id).desc(), limit=limit, offset=offset
     )
-    return list(rows), total

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from marketplace.clock import utcnow
+from marketplace.db import fetch_page
 from marketplace.errors import NotFound
 from marketplace.events import OutboxEvent
 from marketplace.notifications.models import Notification
@@ -57,19 +58,14 @@ async def inbox(
     where = [col(Notification.user_id) == user_id]
     if unread_only:
         where.append(col(Notification.read_at).is_(None))
-    total = (
-        await session.execute(select(func.count()).select_from(Notification).where(*where))
-    ).scalar_one()
-    rows = (
-        await session.execute(
-            select(Notification)
-            .where(*where)
-            .order_by(col(Notification.id).desc())
-            .limit(limit)
-            .offset(offset)
-        )
-    ).scalars()
-    return list(rows), total
+    return await fetch_page(
+        session,
+        Notification,
+        where,
+        order_by=col(Notification.id).desc(),
+        limit=limit,
+        offset=offset,
+    )
 
 
 async def mark_read(*, session: AsyncSession, user_id: int, notification_id: int | None) -> int:

@@ -18,6 +18,7 @@ from marketplace import audit
 from marketplace.access import Actor, require
 from marketplace.brokers.models import Broker, BrokerStatus
 from marketplace.clock import utcnow
+from marketplace.db import fetch_page
 from marketplace.errors import Invalid, NotFound
 from marketplace.events import emit
 from marketplace.regions.models import (
@@ -230,11 +231,9 @@ async def list_children(
     )
     if parent_code is not None:
         await get(session=session, code=parent_code)
-    total = (
-        await session.execute(select(func.count()).select_from(Region).where(where))
-    ).scalar_one()
-    page_q = select(Region).where(where).order_by(col(Region.code)).limit(limit).offset(offset)
-    regions = list((await session.execute(page_q)).scalars())
+    regions, total = await fetch_page(
+        session, Region, [where], order_by=col(Region.code), limit=limit, offset=offset
+    )
     if not regions:
         return [], total
     by_code = await tallies(

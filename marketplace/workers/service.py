@@ -11,7 +11,7 @@ from datetime import date, datetime
 from types import SimpleNamespace
 from typing import Any, Protocol
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -21,6 +21,7 @@ from marketplace.access import Actor, Role, in_scope
 from marketplace.brokers.models import Broker
 from marketplace.clock import local, utcnow
 from marketplace.crypto import DataCipher
+from marketplace.db import fetch_page
 from marketplace.errors import Conflict, Forbidden, Invalid
 from marketplace.events import emit
 from marketplace.regions.models import CITY_CODE, Region, RegionLevel
@@ -451,13 +452,9 @@ async def list_workers(
         where.append(col(Worker.employment_status) == employment_status)
     if broker_id is not None:
         where.append(col(Worker.broker_id) == broker_id)
-    total = (
-        await session.execute(select(func.count()).select_from(Worker).where(*where))
-    ).scalar_one()
-    rows = await session.execute(
-        select(Worker).where(*where).order_by(col(Worker.id)).limit(limit).offset(offset)
+    return await fetch_page(
+        session, Worker, where, order_by=col(Worker.id), limit=limit, offset=offset
     )
-    return list(rows.scalars()), total
 
 
 async def history(
