@@ -31,7 +31,7 @@ from marketplace.clock import utcnow
 from marketplace.crypto import DataCipher
 from marketplace.errors import DomainError, Invalid
 from marketplace.events import OutboxEvent
-from marketplace.regions.models import Region, RegionLevel
+from marketplace.regions.models import Region
 from marketplace.workers import records, rules, scope
 from marketplace.workers import service as workers
 from marketplace.workers.models import Worker, WorkerChange, WorkerCreate, WorkerUpdate
@@ -349,7 +349,7 @@ class _Run:
     headers: dict[str, str]  # field → header as written in the file
     today: date
     codes_cache: dict[tuple[str, ...], list[str]] = field(default_factory=dict)
-    keep: list[Any] = field(default_factory=list)  # strong refs: regions stay in the session
+    regions: dict[str, Region] = field(default_factory=dict)  # every region by code
 
     def error(self, row: int, field_name: str, message: str) -> None:
         self.report.error_rows += 1
@@ -447,7 +447,7 @@ async def _import_rows(
     )
     if occupations is not None:
         run.occupations = _CachedMapper(run, occupations)
-    run.keep = await _preload_villages(session)
+    run.regions = {r.code: r for r in await _preload_regions(session)}
     done = batches = 0
     batch: list[tuple[int, list[Any]]] = []
     for number, cells in enumerate(rows, start=2):
@@ -472,13 +472,10 @@ async def _import_rows(
     return done, run.report
 
 
-async def _preload_villages(session: AsyncSession) -> list[Region]:
-    """Every region loaded once, so the service's per-row ``session.get`` hits the
-    identity map instead of the database."""
-    result = await session.execute(
-        select(Region).where(col(Region.level).in_([RegionLevel.village, RegionLevel.district]))
-    )
-    return list(result.scalars())
+async def _preload_regions(session: AsyncSession) -> list[Region]:
+    """Every region loaded once (12,000 rows), so each row's village and current-region
+    checks are dictionary look-ups instead of queries."""
+    return list((await session.execute(select(Region))).scalars())
 
 
 async def _batch(run: _Run, batch: list[tuple[int, list[Any]]], columns: dict[int, str]) -> int:
@@ -538,7 +535,7 @@ async def _existing(run: _Run, id_numbers: list[str]) -> dict[str, Worker]:
 
 async def _prepare_new(run: _Run, number: int, data: WorkerCreate) -> _Pending:
     values, derived = await workers.check_registration(
-        session=run.session, reach=run.reach, data=data, today=run.today
+        session=run.session, reach=run.reach, data=data, today=run.today, regions=run.regions
     )
     columns = workers.new_values(
         values=values,
@@ -624,14 +621,14 @@ async def _insert(run: _Run, pending: list[_Pending]) -> None:
     history: list[dict[str, Any]] = []
     for p in pending:
         assert p.worker_id is not None
-        history += records.change_values(
-            worker_id=p.worker_id,
-            action="create",
-            old={},
-            new=p.values,
-            actor_user_id=run.actor.user_id,
-            at=now,
-            cipher=run.cipher,
+        history.append(
+            records.creation_values(
+                worker_id=p.worker_id,
+                new=p.values,
+                actor_user_id=run.actor.user_id,
+                at=now,
+                cipher=run.cipher,
+            )
         )
     await connection.execute(insert(WorkerChange.__table__), history)  # type: ignore[attr-defined]
     await connection.execute(

@@ -7,6 +7,7 @@ its own transactions, and export can page through ``list_workers``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
 from types import SimpleNamespace
 from typing import Any, Protocol
@@ -39,6 +40,8 @@ from marketplace.workers.models import (
 )
 
 EVENT = "worker.changed"
+# The table's columns, looked up once: ``Worker.model_fields`` is a costly property.
+WORKER_COLUMNS = frozenset(Worker.model_fields)
 
 
 class OccupationMapper(Protocol):
@@ -55,16 +58,26 @@ def today_local() -> date:
 # --- checking input --------------------------------------------------------------------
 
 
-async def _village(session: AsyncSession, code: str) -> None:
-    region = await session.get(Region, code)
+async def _region(
+    session: AsyncSession, code: str, known: Mapping[str, Region] | None
+) -> Region | None:
+    if known is not None:
+        return known.get(code)
+    return await session.get(Region, code)
+
+
+async def _village(session: AsyncSession, code: str, known: Mapping[str, Region] | None) -> None:
+    region = await _region(session, code, known)
     if region is None:
         raise Invalid("hukou_village_code", f"户籍村（社区）代码 {code} 不存在")
     if region.level != RegionLevel.village:
         raise Invalid("hukou_village_code", f"{code}（{region.name}）不是村（社区）级区划")
 
 
-async def _current_region(session: AsyncSession, code: str) -> None:
-    if not code.startswith(CITY_CODE) or await session.get(Region, code) is None:
+async def _current_region(
+    session: AsyncSession, code: str, known: Mapping[str, Region] | None
+) -> None:
+    if not code.startswith(CITY_CODE) or await _region(session, code, known) is None:
         raise Invalid(
             "current_region_code",
             f"现居地区划代码 {code} 不是重庆市的区划；市外或境外请填写 current_location_text",
@@ -72,10 +85,14 @@ async def _current_region(session: AsyncSession, code: str) -> None:
 
 
 async def _checked(
-    session: AsyncSession, given: dict[str, Any], today: date
+    session: AsyncSession,
+    given: dict[str, Any],
+    today: date,
+    regions: Mapping[str, Region] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Validate the fields in ``given`` (clear values from a request); returns the values
-    to store and the fields derived from them (gender, birth date)."""
+    to store and the fields derived from them (gender, birth date). ``regions``: every
+    region by code, when the caller (bulk import) loaded them once."""
     values: dict[str, Any] = {}
     derived: dict[str, Any] = {}
     for field, value in given.items():
@@ -93,11 +110,11 @@ async def _checked(
         elif field == "hukou_village_code":
             if value is None:
                 raise Invalid(field, "户籍村（社区）不能为空")
-            await _village(session, value)
+            await _village(session, value, regions)
             values[field] = value
         elif field == "current_region_code":
             if value:
-                await _current_region(session, value)
+                await _current_region(session, value, regions)
             values[field] = value or None
         elif field in ("skills", "training_wishes"):
             values[field] = rules.clean_list(value or [], field=field)
@@ -201,13 +218,18 @@ async def record_change(
 
 
 async def check_registration(
-    *, session: AsyncSession, reach: scope.Reach, data: WorkerCreate, today: date
+    *,
+    session: AsyncSession,
+    reach: scope.Reach,
+    data: WorkerCreate,
+    today: date,
+    regions: Mapping[str, Region] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Every check ``register`` makes before writing, except the duplicate ID number:
     the clear values to store and the fields derived from the ID number. Bulk import
     uses it to validate a row fully before anything is written."""
     given = data.model_dump(exclude={"consent_method"} if not data.consent_to_recommend else set())
-    values, derived = await _checked(session, given, today)
+    values, derived = await _checked(session, given, today, regions)
     scope.require_village(reach, values["hukou_village_code"])
     _check_whole(values)
     return values, derived
@@ -232,7 +254,7 @@ def new_values(
     return {
         k: v
         for k, v in vars(row).items()
-        if k not in ("id_number", "phone") and k in Worker.model_fields
+        if k not in ("id_number", "phone") and k in WORKER_COLUMNS
     }
 
 
@@ -274,16 +296,13 @@ async def register(
     session.add(worker)
     await _flush_unique(session, cipher, values["id_number"])
     assert worker.id is not None
-    rows = records.changes(
-        worker_id=worker.id,
-        action="create",
-        old={},
-        new=values,
-        actor_user_id=actor.user_id,
-        at=now,
-        cipher=cipher,
+    row = records.creation_row(
+        worker_id=worker.id, new=values, actor_user_id=actor.user_id, at=now, cipher=cipher
     )
-    await record_change(session, actor=actor, worker=worker, action="create", rows=rows)
+    fields = [f for f, _ in records.initial_values(row.new_value, cipher)]
+    await record_change(
+        session, actor=actor, worker=worker, action="create", rows=[row], detail={"fields": fields}
+    )
     return worker
 
 
@@ -468,20 +487,36 @@ async def history(
         .where(col(WorkerChange.worker_id) == worker.id)
         .order_by(col(WorkerChange.at), col(WorkerChange.id))
     )
-    return [
-        WorkerChangePublic(
-            id=row.id or 0,
-            worker_id=row.worker_id,
-            origin_worker_id=row.origin_worker_id,
-            action=row.action,
-            field=row.field,
-            old_value=records.masked_value(row.field, row.old_value, row.sensitive, cipher),
-            new_value=records.masked_value(row.field, row.new_value, row.sensitive, cipher),
-            actor_user_id=row.actor_user_id,
-            at=row.at,
-        )
-        for row in rows.scalars()
-    ]
+    out: list[WorkerChangePublic] = []
+    for row in rows.scalars():
+        if row.field == records.INITIAL:  # a creation: one row per initial value
+            values = [
+                (f, None, records.shown(f, v))
+                for f, v in records.initial_values(row.new_value, cipher)
+            ]
+        else:
+            values = [
+                (
+                    row.field,
+                    records.masked_value(row.field, row.old_value, row.sensitive, cipher),
+                    records.masked_value(row.field, row.new_value, row.sensitive, cipher),
+                )
+            ]
+        out += [
+            WorkerChangePublic(
+                id=row.id or 0,
+                worker_id=row.worker_id,
+                origin_worker_id=row.origin_worker_id,
+                action=row.action,
+                field=field,
+                old_value=old_value,
+                new_value=new_value,
+                actor_user_id=row.actor_user_id,
+                at=row.at,
+            )
+            for field, old_value, new_value in values
+        ]
+    return out
 
 
 async def broker_update_rate(
