@@ -6,7 +6,7 @@ from marketplace.brokers.models import Broker, BrokerVillage
 from marketplace.events import OutboxDelivery, OutboxEvent
 from marketplace.notifications.models import Notification
 from marketplace.regions.models import Region
-from marketplace.workers.models import DuplicateDismissal, Worker, WorkerChange
+from marketplace.workers.models import DuplicateDismissal, ImportJob, Worker, WorkerChange
 
 __all__ = [
     "AuditEntry",
@@ -15,6 +15,7 @@ __all__ = [
     "Broker",
     "BrokerVillage",
     "DuplicateDismissal",
+    "ImportJob",
     "Notification",
     "OutboxDelivery",
     "OutboxEvent",

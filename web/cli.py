@@ -372,9 +372,17 @@ def workers_import(path: Path, broker_id: int, batch_size: int) -> None:
 
     file_format = importing.format_of(path.name)
     started = time.perf_counter()
+    with path.open("rb") as stream:
+        total = importing.count_rows(stream, file_format)  # checks the header too
+    so_far = importing.ImportReport()
 
     def progress(rows: int) -> None:
-        click.echo(f"已处理 {rows} 行（{time.perf_counter() - started:.1f} 秒）", err=True)
+        click.echo(
+            f"已处理 {rows} / {total} 行（{rows * 100 // max(total, rows)}%）：新增 {so_far.created}，"
+            f"更新 {so_far.updated}，未变 {so_far.unchanged}，出错 {so_far.error_rows}"
+            f"（{time.perf_counter() - started:.1f} 秒）",
+            err=True,
+        )
 
     async def commit(session: Any) -> None:
         await session.commit()
@@ -396,6 +404,7 @@ def workers_import(path: Path, broker_id: int, batch_size: int) -> None:
                         on_progress=progress,
                         on_batch=commit,
                         batch_size=batch_size,
+                        report=so_far,
                     )
         finally:
             await engine.dispose()

@@ -223,6 +223,47 @@ def format_of(filename: str | None) -> str:
     raise Invalid("file", "只支持 .csv 和 .xlsx 文件")
 
 
+def count_rows(stream: IO[bytes], file_format: str) -> int:
+    """Check the header and count the data rows before an import starts (for its
+    progress): a CSV is read through once; an XLSX says its size in its dimension
+    (blank rows included), else it is read through. Whole-file errors are raised here
+    as by ``import_workers``; the stream is rewound."""
+    rows = read_rows(stream, file_format)
+    try:
+        header = next(rows, None)
+        while header is not None and not any(_cell_text(c) for c in header):
+            header = next(rows, None)
+        if header is None:
+            raise Invalid("file", "文件是空的：没有表头，也没有数据行")
+        header_map(header)
+        count = 0
+        if file_format == "xlsx":
+            count = _xlsx_dimension_rows(stream)
+        if count <= 0:
+            count = sum(
+                1
+                for cells in rows
+                if any(c is FORMULA_WITHOUT_VALUE or _cell_text(c) for c in cells)
+            )
+    finally:
+        rows.close()
+        stream.seek(0)
+    if count == 0:
+        raise Invalid("file", "文件中没有数据行")
+    return count
+
+
+def _xlsx_dimension_rows(stream: IO[bytes]) -> int:
+    import openpyxl
+
+    stream.seek(0)
+    book = openpyxl.load_workbook(stream, read_only=True)
+    try:
+        return int(book.worksheets[0].max_row or 0) - 1
+    finally:
+        book.close()
+
+
 # --- one row to a WorkerCreate -----------------------------------------------------
 
 
@@ -384,10 +425,12 @@ async def import_workers(
     on_batch: BatchCallback | None = None,
     batch_size: int = BATCH_SIZE,
     today: date | None = None,
+    report: ImportReport | None = None,
 ) -> ImportReport:
     """Import a register file for a broker (the actor itself, or ``broker_id`` when the
-    system imports). ``on_progress(rows_done)`` after every batch; ``on_batch(session)``
-    after each batch is written (the CLI commits there)."""
+    system imports). After each batch is written: ``on_progress(rows_done)``, then
+    ``on_batch(session)`` (the CLI and the page's import job commit there). ``report``
+    is filled as the import goes, so a caller can read the counts so far."""
     reach = await scope.reach(session, actor, "worker.edit")
     keeper = reach.broker_id if not actor.is_system else broker_id
     if keeper is None or await session.get(Broker, keeper) is None:
@@ -406,6 +449,7 @@ async def import_workers(
             on_batch=on_batch,
             batch_size=batch_size,
             today=today,
+            report=report or ImportReport(),
         )
     finally:
         rows.close()  # while the stream is still open
@@ -427,6 +471,7 @@ async def _import_rows(
     on_batch: BatchCallback | None,
     batch_size: int,
     today: date | None,
+    report: ImportReport,
 ) -> tuple[int, ImportReport]:
     header = next(rows, None)
     while header is not None and not any(_cell_text(c) for c in header):
@@ -441,7 +486,7 @@ async def _import_rows(
         reach=reach,
         broker_id=keeper,
         occupations=None,
-        report=ImportReport(),
+        report=report,
         headers={f: _cell_text(header[i]) for i, f in columns.items()},
         today=today or workers.today_local(),
     )
@@ -459,16 +504,16 @@ async def _import_rows(
             batches += 1
             batch = []
             await _refresh_statistics(session, batches)
-            if on_batch:
-                await on_batch(session)
             if on_progress:
                 on_progress(done)
+            if on_batch:
+                await on_batch(session)
     if batch:
         done += await _batch(run, batch, columns)
-        if on_batch:
-            await on_batch(session)
         if on_progress:
             on_progress(done)
+        if on_batch:
+            await on_batch(session)
     return done, run.report
 
 

@@ -59,6 +59,10 @@ class Worker(SQLModel, table=True):
         Index("ix_worker_village_live", "hukou_village_code", "deleted_at"),
         Index("ix_worker_broker_live", "broker_id", "deleted_at"),
         Index("ix_worker_village_birth", "hukou_village_code", "birth_date"),
+        # The list's filters over a whole district (docs/workers.md, "Speed"): status
+        # within a region range, and a name search answered from the index alone.
+        Index("ix_worker_status_village", "employment_status", "hukou_village_code", "deleted_at"),
+        Index("ix_worker_village_name", "hukou_village_code", "deleted_at", "name"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -255,3 +259,37 @@ class MergeRequest(SQLModel):
 class DismissRequest(SQLModel):
     a: int = Field(ge=1, le=2_147_483_647)
     b: int = Field(ge=1, le=2_147_483_647)
+
+
+class ImportJobStatus(StrEnum):
+    running = "running"
+    done = "done"
+    failed = "failed"  # the file as a whole was refused, or the import broke off with an error
+    interrupted = "interrupted"  # the server stopped mid-import (docs/workers.md)
+
+
+class ImportJob(SQLModel, table=True):
+    """An import started from the page, run in the background: its progress (updated in
+    the same transaction as each batch) and, once finished, its report."""
+
+    __tablename__ = "worker_import_job"
+    __table_args__ = (Index("ix_worker_import_job_broker", "broker_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    broker_id: int = Field(foreign_key="broker.id")
+    user_id: int | None = Field(default=None, foreign_key="user_account.id")
+    filename: str = Field(max_length=255)
+    file_format: str = Field(max_length=8)
+    status: str = Field(default=ImportJobStatus.running, max_length=16)
+    rows_total: int | None = None  # counted before the import starts
+    rows_done: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    error_rows: int = 0
+    # The first 1,000 refused rows: [{row, column, message}] (no personal data).
+    errors: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
+    message: str | None = Field(default=None, max_length=500)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    heartbeat_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -203,8 +203,8 @@ def test_cli_import_and_export(db_env: str, tmp_path: Any) -> None:  # noqa: F81
     path.write_bytes(csv_rows(village, 3).encode("gbk"))
     result = run("workers", "import", str(path), "--broker", str(broker_id), "--batch-size", "2")
     assert result.exit_code == 0, result.output
-    assert "已处理 2 行" in result.stderr
-    assert "已处理 3 行" in result.stderr
+    assert "已处理 2 / 3 行（66%）：新增 2，更新 0，未变 0，出错 0" in result.stderr
+    assert "已处理 3 / 3 行（100%）：新增 3" in result.stderr
     assert "新增 3，更新 0，未变 0，出错 0 行" in result.stdout
     again = run("workers", "import", str(path), "--broker", str(broker_id))
     assert "新增 0，更新 0，未变 3" in again.stdout

@@ -510,6 +510,7 @@ def _fill(path: str, scene: Scene, caller: Caller | None, scope: str) -> str:
         "{notification_id:int}": str(
             caller.notification_id if caller and scope == OWN else scene.other_notification
         ),
+        "{job_id:int}": "1",  # import jobs: pages only, checked anonymous (PAGE_RULES)
     }
     for placeholder, value in values.items():
         path = path.replace(placeholder, value)

@@ -4,6 +4,7 @@ delete (tombstone), likely duplicates merged or dismissed, CSRF on every form.""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import date
 from typing import Any
@@ -296,6 +297,17 @@ async def test_forms_need_the_csrf_token(client: Client, broker: Any) -> None:
     assert (await client.post("/workers/1/verify")).status_code == 403
 
 
+async def finished(client: Client, job_url: str) -> str:
+    """Poll the job's panel as the page does until the import has ended."""
+    for _ in range(200):
+        panel = await client.get(job_url + "/progress")
+        assert panel.status_code == 200, panel.text
+        if "hx-trigger" not in panel.text:
+            return panel.text
+        await asyncio.sleep(0.05)
+    raise AssertionError("the import did not finish")
+
+
 async def test_import_page_reports_created_and_refused_rows(
     client: Client, broker: Any, make_account: Any, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
@@ -313,15 +325,46 @@ async def test_import_page_reports_created_and_refused_rows(
         f"李四,{bad},,{VILLAGE},未知\n"
     )
     token = _token(page.text)
-    done = await client.post(
+    started = await client.post(
         "/workers/import",
         files={"file": ("workers.csv", csv.encode(), "text/csv")},
         data={"_csrf_token": token},
+        headers={"HX-Request": "true"},
     )
-    assert done.status_code == 200, done.text
-    assert "导入结果" in done.text
-    assert "第 3 行" in done.text
+    # The import runs in the background; the page shows its progress and polls it.
+    assert started.status_code == 200, started.text
+    job_url = started.headers["HX-Push-Url"]
+    assert re.fullmatch(r"/workers/import/jobs/\d+", job_url)
+    assert "已处理" in started.text
+    assert "/ 2 行" in started.text  # the rows counted before the import began
+    done = await finished(client, job_url)
+    assert "导入结果：workers.csv" in done
+    assert "第 3 行" in done
     assert await count(sessions, Worker) == 1
+    # Reloading the import page keeps showing the latest import, and its own URL too.
+    again = await client.get("/workers/import")
+    assert "导入结果：workers.csv" in again.text
+    assert "第 3 行" in again.text
+    assert "第 3 行" in (await client.get(job_url)).text
+    # The same file again (a plain form post is redirected to the job): nothing changes.
+    redirected = await client.post(
+        "/workers/import",
+        files={"file": ("workers.csv", csv.encode(), "text/csv")},
+        data={"_csrf_token": token},
+        follow_redirects=False,
+    )
+    assert redirected.status_code == 303
+    done = await finished(client, redirected.headers["location"])
+    assert re.search(r"无变化</span><span class=\"stat-value\">1<", done)
+    assert await count(sessions, Worker) == 1
+
+    # Another broker's job is not found.
+    other = await make_account("broker", VILLAGE)
+    await page_login(client, other)
+    assert (await client.get(job_url)).status_code == 404
+    assert (await client.get(job_url + "/progress")).status_code == 404
+    await page_login(client, broker)
+    token = _token((await client.get("/workers/import")).text)
 
     empty = await client.post(
         "/workers/import",

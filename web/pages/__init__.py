@@ -8,7 +8,13 @@ from web.pages.home import home
 from web.pages.inbox import inbox_mark_all_read, inbox_mark_read, inbox_page
 from web.pages.regions import region_page, regions_root, set_population, village_row
 from web.pages.users import user_create, user_edit, user_new, user_update, users_page
-from web.pages.worker_import import import_page, import_template, import_upload
+from web.pages.worker_import import (
+    import_job_page,
+    import_job_progress,
+    import_page,
+    import_template,
+    import_upload,
+)
 from web.pages.workers import (
     duplicates_dismiss,
     duplicates_page,
@@ -61,4 +67,6 @@ PAGE_ROUTES: list[ControllerRouterHandler] = [
     import_page,
     import_template,
     import_upload,
+    import_job_page,
+    import_job_progress,
 ]
