@@ -462,9 +462,9 @@ async def list_workers(
         prefix = village_code or actor.region_code
         if not in_scope(actor, prefix):
             raise Forbidden(f"区划 {prefix} 不在您的管辖范围内", field="village_code")
-        where.append(col(Worker.hukou_village_code).startswith(actor.region_code))
+        where.append(_within(actor.region_code))
     if village_code:
-        where.append(col(Worker.hukou_village_code).startswith(village_code))
+        where.append(_within(village_code))
     if q:
         where.append(col(Worker.name).contains(q.strip(), autoescape=True))
     if employment_status:
@@ -474,6 +474,18 @@ async def list_workers(
     return await fetch_page(
         session, Worker, where, order_by=col(Worker.id), limit=limit, offset=offset
     )
+
+
+def _within(prefix: str) -> Any:
+    """Records whose village code starts with ``prefix``, as a range the village index
+    serves on both databases (``LIKE 'p%'`` is a full scan on SQLite, and on
+    PostgreSQL under a non-C collation)."""
+    column = col(Worker.hukou_village_code)
+    bounds = rules.prefix_bounds(prefix)
+    if bounds is None:
+        return column.startswith(prefix, autoescape=True)
+    low, high = bounds
+    return (column >= low) & (column < high) if high else column >= low
 
 
 async def history(
