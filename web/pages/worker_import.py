@@ -40,7 +40,14 @@ class UploadForm:
 async def import_page(request: Request[Any, Any, Any], db: Db, actor: CurrentActor) -> Template:
     """The form, and the broker's latest import (still running, or its report)."""
     job = await import_jobs.latest(session=db, actor=actor)  # 403 for officers
-    return await render(request, db, "workers/import.html", job=job, errors={})
+    return await render(
+        request,
+        db,
+        "workers/import.html",
+        job=job,
+        batch_size=import_jobs.JOB_BATCH_SIZE,
+        errors={},
+    )
 
 
 @get("/workers/import-template", guards=[requires_login], include_in_schema=False)
@@ -100,7 +107,14 @@ async def import_upload(
     url = f"/workers/import/jobs/{job.id}"
     if not is_htmx(request):
         return Redirect(url, status_code=HTTP_303_SEE_OTHER)
-    page = await render(request, db, "workers/import.html", job=job, errors={})
+    page = await render(
+        request,
+        db,
+        "workers/import.html",
+        job=job,
+        batch_size=import_jobs.JOB_BATCH_SIZE,
+        errors={},
+    )
     page.headers["HX-Push-Url"] = url
     return page
 
@@ -110,7 +124,14 @@ async def import_job_page(
     request: Request[Any, Any, Any], db: Db, actor: CurrentActor, job_id: RowId
 ) -> Template:
     job = await import_jobs.get(session=db, actor=actor, job_id=job_id)
-    return await render(request, db, "workers/import.html", job=job, errors={})
+    return await render(
+        request,
+        db,
+        "workers/import.html",
+        job=job,
+        batch_size=import_jobs.JOB_BATCH_SIZE,
+        errors={},
+    )
 
 
 @get("/workers/import/jobs/{job_id:int}/progress", guards=[requires_login], include_in_schema=False)
@@ -119,7 +140,9 @@ async def import_job_progress(
 ) -> Template:
     """The job's panel alone, polled by the page every second while it runs."""
     job = await import_jobs.get(session=db, actor=actor, job_id=job_id)
-    return await render(request, db, "workers/_import_job.html", job=job)
+    return await render(
+        request, db, "workers/_import_job.html", job=job, batch_size=import_jobs.JOB_BATCH_SIZE
+    )
 
 
 # --- the background run ------------------------------------------------------------------
