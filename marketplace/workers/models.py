@@ -59,10 +59,16 @@ class Worker(SQLModel, table=True):
         Index("ix_worker_village_live", "hukou_village_code", "deleted_at"),
         Index("ix_worker_broker_live", "broker_id", "deleted_at"),
         Index("ix_worker_village_birth", "hukou_village_code", "birth_date"),
-        # The list's filters over a whole district (docs/workers.md, "Speed"): status
-        # within a region range, and a name search answered from the index alone.
-        Index("ix_worker_status_village", "employment_status", "hukou_village_code", "deleted_at"),
-        Index("ix_worker_village_name", "hukou_village_code", "deleted_at", "name"),
+        # The list (docs/workers.md, "Speed"): a page's ids come from these alone
+        # (index-only), by region range, status and name, before any row is read.
+        Index(
+            "ix_worker_status_village",
+            "employment_status",
+            "hukou_village_code",
+            "deleted_at",
+            "id",
+        ),
+        Index("ix_worker_village_name", "hukou_village_code", "deleted_at", "name", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

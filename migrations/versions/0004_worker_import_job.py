@@ -48,11 +48,13 @@ def upgrade() -> None:
     with op.batch_alter_table("worker", schema=None) as batch_op:
         batch_op.create_index(
             "ix_worker_status_village",
-            ["employment_status", "hukou_village_code", "deleted_at"],
+            ["employment_status", "hukou_village_code", "deleted_at", "id"],
             unique=False,
         )
         batch_op.create_index(
-            "ix_worker_village_name", ["hukou_village_code", "deleted_at", "name"], unique=False
+            "ix_worker_village_name",
+            ["hukou_village_code", "deleted_at", "name", "id"],
+            unique=False,
         )
 
 
