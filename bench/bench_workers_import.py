@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import os
 import random
 import resource
 import subprocess
@@ -135,6 +136,7 @@ def main() -> None:
         "Worker register: bulk import",
         [
             f"database: {backend}",
+            f"load average (1 min) when recorded: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
             f"`laowu workers import` of a {args.rows:,}-row CSV ({size_mb:.1f} MB, UTF-8 BOM): "
             f"{elapsed:.1f} s, {args.rows / elapsed:,.0f} rows/s (target < 60 s)",
             f"peak RSS of the import process: {peak_mb:.0f} MB (target < 500 MB)",
