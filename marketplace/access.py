@@ -112,6 +112,18 @@ POLICIES: dict[str, frozenset[str]] = {
     "worker.reveal": frozenset(
         {Role.broker, Role.city_admin, Role.district_admin, Role.township_officer}
     ),
+    # Broker applications and the broker record (docs/brokers.md). Which review step
+    # an officer may take is decided by the state machine in marketplace/brokers/rules.py.
+    "broker_application.view": frozenset(OFFICER_ROLES),
+    "broker_application.decide": frozenset(
+        {Role.village_officer, Role.township_officer, Role.district_admin}
+    ),
+    "broker.view": frozenset(STAFF_ROLES | {Role.broker}),
+    "broker.update": frozenset(ADMIN_ROLES),
+    "broker.set_status": frozenset(ADMIN_ROLES),
+    "broker.recruitment_gaps": frozenset(
+        {Role.city_admin, Role.district_admin, Role.township_officer}
+    ),
 }
 
 

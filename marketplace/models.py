@@ -2,17 +2,26 @@
 
 from marketplace.accounts.models import AuthSession, User
 from marketplace.audit.models import AuditEntry, AuditHead
-from marketplace.brokers.models import Broker, BrokerVillage
+from marketplace.brokers.models import (
+    ApplicationDecision,
+    Broker,
+    BrokerApplication,
+    BrokerStatusChange,
+    BrokerVillage,
+)
 from marketplace.events import OutboxDelivery, OutboxEvent
 from marketplace.notifications.models import Notification
 from marketplace.regions.models import Region
 from marketplace.workers.models import DuplicateDismissal, Worker, WorkerChange
 
 __all__ = [
+    "ApplicationDecision",
     "AuditEntry",
     "AuditHead",
     "AuthSession",
     "Broker",
+    "BrokerApplication",
+    "BrokerStatusChange",
     "BrokerVillage",
     "DuplicateDismissal",
     "Notification",

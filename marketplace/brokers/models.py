@@ -56,3 +56,102 @@ class BrokerVillage(SQLModel, table=True):
     broker_id: int = Field(foreign_key="broker.id", index=True)
     village_code: str = Field(foreign_key="region.code", max_length=12, index=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+# --- applications (docs/brokers.md) ----------------------------------------------------
+
+
+class ApplicationStatus(StrEnum):
+    submitted = "submitted"  # waiting for the village officer's recommendation
+    recommended = "recommended"  # waiting for the township officer's review
+    township_reviewed = "township_reviewed"  # waiting for the district admin's approval
+    district_approved = "district_approved"  # approved; waiting to be sent to training
+    in_training = "in_training"  # in training; waiting to pass the exam
+    exam_passed = "exam_passed"  # waiting for the district admin to certify
+    certified = "certified"  # final: a Broker row exists
+    rejected = "rejected"  # final: the reason is shown to the applicant
+    returned = "returned"  # sent back for more information; the applicant resubmits
+
+
+class Background(StrEnum):
+    village_cadre = "village_cadre"  # 村社干部（财政供养人员除外）
+    grid_worker = "grid_worker"  # 网格员
+    social_security_clerk = "social_security_clerk"  # 基层社保员
+    hr_company_staff = "hr_company_staff"  # 人力资源企业骨干
+    rural_leader = "rural_leader"  # 农村致富带头人
+    labour_broker = "labour_broker"  # 劳务经纪能人
+    other = "other"  # 其他
+
+
+class BrokerApplication(SQLModel, table=True):
+    """A villager's application to become a broker, from submission to certification.
+
+    ``open_id_hash`` holds the ID number's lookup hash while the application is open
+    and is cleared when it ends (rejected or certified): a unique column that keeps
+    one open application per ID number even under concurrent submissions.
+    """
+
+    __tablename__ = "broker_application"
+    __table_args__ = (
+        # Officers' queues: one region prefix, one state, oldest first.
+        Index("ix_broker_application_status_village", "status", "village_code", "status_since"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    tracking_code: str = Field(max_length=16, unique=True)
+    name: str = Field(max_length=32)
+    id_number_enc: str = Field(max_length=255)
+    id_number_hash: str = Field(max_length=64, index=True)
+    open_id_hash: str | None = Field(default=None, max_length=64, unique=True)
+    phone_enc: str = Field(max_length=255)
+    phone_hash: str = Field(max_length=64)
+    village_code: str = Field(foreign_key="region.code", max_length=12)
+    background: str = Field(max_length=32)
+    computer_skills: bool = False
+    smartphone_skills: bool = False
+    enough_time: bool = False
+    not_on_public_payroll: bool = False
+    note: str | None = Field(default=None, max_length=500)
+    status: str = Field(default=ApplicationStatus.submitted, max_length=24)
+    status_since: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # The state a returned application goes back to when the applicant resubmits.
+    returned_from: str | None = Field(default=None, max_length=24)
+    # The last reason given to the applicant (rejection or request for information).
+    status_reason: str | None = Field(default=None, max_length=500)
+    exam_attempt_id: int | None = None
+    exam_score: int | None = None
+    broker_id: int | None = Field(default=None, foreign_key="broker.id")
+    submitted_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ApplicationDecision(SQLModel, table=True):
+    """One step in an application's history: who moved it from which state to which, and why."""
+
+    __tablename__ = "broker_application_decision"
+    __table_args__ = (Index("ix_broker_application_decision_app_at", "application_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    application_id: int = Field(foreign_key="broker_application.id")
+    # submit | approve | reject | return | resubmit | exam_passed
+    action: str = Field(max_length=16)
+    from_status: str | None = Field(default=None, max_length=24)
+    to_status: str = Field(max_length=24)
+    comment: str | None = Field(default=None, max_length=500)
+    actor_user_id: int | None = Field(default=None, foreign_key="user_account.id")
+    actor_role: str = Field(max_length=32)  # "applicant" and "system" besides the roles
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class BrokerStatusChange(SQLModel, table=True):
+    """A broker's status history: suspend, reinstate, retire, eliminate (and certify)."""
+
+    __tablename__ = "broker_status_change"
+
+    id: int | None = Field(default=None, primary_key=True)
+    broker_id: int = Field(foreign_key="broker.id", index=True)
+    old_status: str | None = Field(default=None, max_length=16)
+    new_status: str = Field(max_length=16)
+    reason: str = Field(max_length=500)
+    actor_user_id: int | None = Field(default=None, foreign_key="user_account.id")
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
