@@ -124,6 +124,16 @@ POLICIES: dict[str, frozenset[str]] = {
     "broker.recruitment_gaps": frozenset(
         {Role.city_admin, Role.district_admin, Role.township_officer}
     ),
+    # Training, the question bank and exams (docs/training.md). Candidates who are
+    # applicants sit the exam with an exam session token, not an account.
+    "training.view": frozenset({Role.city_admin, Role.district_admin, Role.township_officer}),
+    "training.manage": frozenset({Role.city_admin, Role.district_admin, Role.township_officer}),
+    "training.course_edit": frozenset(ADMIN_ROLES),
+    "question.view": frozenset(ADMIN_ROLES),
+    "question.edit": frozenset({Role.city_admin}),
+    "exam.take": frozenset({Role.broker}),
+    "exam.view": frozenset({Role.city_admin, Role.district_admin, Role.township_officer}),
+    "exam.policy": frozenset({Role.city_admin}),
 }
 
 
