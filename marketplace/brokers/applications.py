@@ -23,14 +23,18 @@ from marketplace.access import Actor, in_scope, require
 from marketplace.brokers import certification, rules
 from marketplace.brokers.models import (
     ApplicationDecision,
+    ApplicationPublic,
     ApplicationStatus,
+    ApplicationTracked,
     Background,
+    Broker,
     BrokerApplication,
+    DecisionPublic,
 )
+from marketplace.brokers.paging import page
 from marketplace.clock import local, utcnow
 from marketplace.crypto import DataCipher
-from marketplace.db import fetch_page
-from marketplace.errors import Conflict, Forbidden, Invalid, NotFound
+from marketplace.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from marketplace.regions.models import Region, RegionLevel
 from marketplace.workers.identity import mask, parse_mobile, parse_resident_id
 
@@ -329,7 +333,7 @@ async def list_applications(
         if status not in set(ApplicationStatus):
             raise Invalid("status", f"未知的申请状态 {status!r}")
         where.append(col(BrokerApplication.status) == status)
-    return await fetch_page(
+    return await page(
         session,
         BrokerApplication,
         where,
@@ -359,7 +363,7 @@ async def list_in_training(
 ) -> tuple[list[BrokerApplication], int]:
     """Applicants in training inside ``region_code`` (a code prefix), oldest first: the
     training module enrols these into sessions. No actor: callers authorise."""
-    return await fetch_page(
+    return await page(
         session,
         BrokerApplication,
         [
@@ -422,6 +426,44 @@ async def decide(
     return outcome
 
 
+@dataclass
+class BulkResult:
+    application_id: int
+    outcome: Outcome | None = None
+    error: DomainError | None = None
+
+
+async def decide_many(
+    *,
+    session: AsyncSession,
+    actor: Actor,
+    application_ids: list[int],
+    decision: str,
+    comment: str | None,
+    cipher: DataCipher,
+) -> list[BulkResult]:
+    """The same decision on many applications; each in its own savepoint, so one
+    refused (out of turn, out of region) leaves the others decided and itself unchanged."""
+    require(actor, "broker_application.decide")
+    rules.check_reason(decision, comment)  # a missing reason refuses the whole batch
+    results: list[BulkResult] = []
+    for application_id in dict.fromkeys(application_ids):
+        try:
+            async with session.begin_nested():
+                outcome = await decide(
+                    session=session,
+                    actor=actor,
+                    application_id=application_id,
+                    decision=decision,
+                    comment=comment,
+                    cipher=cipher,
+                )
+            results.append(BulkResult(application_id, outcome=outcome))
+        except DomainError as exc:
+            results.append(BulkResult(application_id, error=exc))
+    return results
+
+
 async def record_exam_passed(
     session: AsyncSession, application_id: int, *, attempt_id: int, score: int
 ) -> BrokerApplication:
@@ -456,6 +498,79 @@ async def record_exam_passed(
 def role_queue(role: str) -> list[str]:
     """The states an officer of ``role`` acts on (their review queue)."""
     return rules.states_for_role(role)
+
+
+def _decision_public(row: ApplicationDecision) -> DecisionPublic:
+    return DecisionPublic(
+        action=row.action,
+        from_status=row.from_status,
+        to_status=row.to_status,
+        comment=row.comment,
+        actor_role=row.actor_role,
+        at=row.at,
+    )
+
+
+async def to_public(
+    session: AsyncSession,
+    application: BrokerApplication,
+    cipher: DataCipher,
+    *,
+    with_history: bool = False,
+) -> ApplicationPublic:
+    """The officers' view: ID number and phone masked."""
+    assert application.id is not None
+    rows = await history(session=session, application_id=application.id) if with_history else None
+    return ApplicationPublic(
+        id=application.id,
+        tracking_code=application.tracking_code,
+        name=application.name,
+        id_number=masked_id(application, cipher),
+        phone=masked_phone(application, cipher),
+        village_code=application.village_code,
+        background=application.background,
+        computer_skills=application.computer_skills,
+        smartphone_skills=application.smartphone_skills,
+        enough_time=application.enough_time,
+        not_on_public_payroll=application.not_on_public_payroll,
+        note=application.note,
+        status=application.status,
+        status_since=application.status_since,
+        status_reason=application.status_reason,
+        returned_from=application.returned_from,
+        exam_score=application.exam_score,
+        broker_id=application.broker_id,
+        submitted_at=application.submitted_at,
+        history=[_decision_public(r) for r in rows] if rows is not None else None,
+    )
+
+
+async def to_tracked(
+    session: AsyncSession, application: BrokerApplication, cipher: DataCipher
+) -> ApplicationTracked:
+    """The applicant's view, with every decision (role and reason, never names)."""
+    assert application.id is not None
+    village = await session.get(Region, application.village_code)
+    broker_no = None
+    if application.broker_id is not None:
+        broker = await session.get(Broker, application.broker_id)
+        broker_no = broker.broker_no if broker else None
+    rows = await history(session=session, application_id=application.id)
+    return ApplicationTracked(
+        id=application.id,
+        tracking_code=application.tracking_code,
+        name=application.name,
+        id_number=masked_id(application, cipher),
+        village_code=application.village_code,
+        village_name=village.name if village else application.village_code,
+        background=application.background,
+        status=application.status,
+        status_label=rules.STATUS_LABELS.get(application.status, application.status),
+        status_reason=application.status_reason,
+        submitted_at=application.submitted_at,
+        broker_no=broker_no,
+        history=[_decision_public(r) for r in rows],
+    )
 
 
 def masked_id(application: BrokerApplication, cipher: DataCipher) -> str:

@@ -155,3 +155,182 @@ class BrokerStatusChange(SQLModel, table=True):
     reason: str = Field(max_length=500)
     actor_user_id: int | None = Field(default=None, foreign_key="user_account.id")
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+# --- request and response schemas ------------------------------------------------------
+
+
+class ApplicationCreate(SQLModel):
+    """The public application form (the ID number is checked as in the worker register)."""
+
+    name: str = Field(max_length=32)
+    id_number: str = Field(max_length=32)
+    phone: str = Field(max_length=20)
+    village_code: str = Field(max_length=12)
+    background: str = Field(max_length=32)
+    computer_skills: bool = False
+    smartphone_skills: bool = False
+    enough_time: bool = False
+    not_on_public_payroll: bool = False
+    note: str | None = Field(default=None, max_length=500)
+
+
+class ApplicationCreated(SQLModel):
+    id: int
+    tracking_code: str
+    status: str
+
+
+class ApplicationResubmit(SQLModel):
+    """A returned application, corrected: found by tracking code and the phone on file."""
+
+    tracking_code: str = Field(max_length=32)
+    phone: str = Field(max_length=20)
+    application: ApplicationCreate
+
+
+class DecisionPublic(SQLModel):
+    action: str
+    from_status: str | None
+    to_status: str
+    comment: str | None
+    actor_role: str
+    at: datetime
+
+
+class ApplicationTracked(SQLModel):
+    """What the applicant sees: their own answers (ID masked) and the whole history."""
+
+    id: int
+    tracking_code: str
+    name: str
+    id_number: str  # masked
+    village_code: str
+    village_name: str
+    background: str
+    status: str
+    status_label: str
+    status_reason: str | None
+    submitted_at: datetime
+    broker_no: str | None
+    history: list[DecisionPublic]
+
+
+class ApplicationPublic(SQLModel):
+    """What reviewing officers see; ID number and phone masked."""
+
+    id: int
+    tracking_code: str
+    name: str
+    id_number: str
+    phone: str
+    village_code: str
+    background: str
+    computer_skills: bool
+    smartphone_skills: bool
+    enough_time: bool
+    not_on_public_payroll: bool
+    note: str | None
+    status: str
+    status_since: datetime
+    status_reason: str | None
+    returned_from: str | None
+    exam_score: int | None
+    broker_id: int | None
+    submitted_at: datetime
+    history: list[DecisionPublic] | None = None
+
+
+class DecisionRequest(SQLModel):
+    decision: str = Field(max_length=16)
+    comment: str | None = Field(default=None, max_length=500)
+
+
+class BulkDecisionRequest(SQLModel):
+    ids: list[int] = Field(min_length=1, max_length=200)
+    decision: str = Field(max_length=16)
+    comment: str | None = Field(default=None, max_length=500)
+
+
+class Credentials(SQLModel):
+    """The certified broker's login, shown once to the certifying district admin."""
+
+    username: str
+    initial_password: str
+
+
+class DecisionResult(SQLModel):
+    application: ApplicationPublic
+    credentials: Credentials | None = None
+
+
+class BulkItemResult(SQLModel):
+    id: int
+    ok: bool
+    status: str | None = None
+    error: str | None = None
+    credentials: Credentials | None = None
+
+
+class BrokerPublic(SQLModel):
+    id: int
+    user_id: int | None
+    username: str | None
+    name: str
+    broker_no: str | None
+    village_code: str
+    village_name: str
+    villages: list[str]  # home village first, then assigned ones
+    status: str
+    status_reason: str | None
+    certified_at: datetime | None
+    key_broker: bool
+    welfare_post: bool
+    welfare_post_task_types: list[str]
+    welfare_post_monthly_fen: int | None
+    created_at: datetime
+
+
+class BrokerUpdate(SQLModel):
+    """Flags and assigned villages; every field optional (districts and the city only)."""
+
+    key_broker: bool | None = None
+    welfare_post: bool | None = None
+    welfare_post_task_types: list[str] | None = Field(default=None, max_length=20)
+    welfare_post_monthly_fen: int | None = Field(default=None, ge=0, le=10_000_000)
+    # The villages assigned on top of the home village (the full list, replacing).
+    assigned_villages: list[str] | None = Field(default=None, max_length=10)
+
+
+class BrokerStatusRequest(SQLModel):
+    action: str = Field(max_length=16)  # suspend | reinstate | retire | eliminate
+    reason: str = Field(max_length=500)
+
+
+class StatusChangePublic(SQLModel):
+    old_status: str | None
+    new_status: str
+    reason: str
+    at: datetime
+
+
+class GapApplication(SQLModel):
+    id: int
+    tracking_code: str
+    name: str
+    status: str
+    submitted_at: datetime
+
+
+class GapVillage(SQLModel):
+    """A village below its staffing need, and who has applied from there."""
+
+    village_code: str
+    village_name: str
+    township_name: str
+    population: int | None
+    required: int
+    active: int
+    gap: int
+    assigned_from_elsewhere: int  # active brokers of other villages assigned here
+    open_applications: list[GapApplication]
