@@ -56,7 +56,9 @@ def test_the_paper_follows_the_blueprint_without_repeats() -> None:
 
 def test_each_candidate_gets_another_order_and_a_seed_reproduces_its_paper() -> None:
     pool = bank()
-    papers = [tuple(item.version_id for item in rules.draw(BLUEPRINT, pool, seed)) for seed in range(20)]
+    papers = [
+        tuple(item.version_id for item in rules.draw(BLUEPRINT, pool, seed)) for seed in range(20)
+    ]
     assert len(set(papers)) == 20  # twenty candidates, twenty different papers or orders
     # Same questions drawn in a different order still count as a different order.
     orders = {p for p in papers if sorted(p) == sorted(papers[0])}

@@ -38,7 +38,10 @@ def test_the_starter_bank_has_over_100_complete_questions_that_fill_the_default_
     for category, wanted in DEFAULT_BLUEPRINT.items():
         for difficulty, count in wanted.items():
             # Room for different papers: at least twice what one paper takes.
-            assert cells[(category, difficulty)] >= min(2 * count, count + 1), (category, difficulty)
+            assert cells[(category, difficulty)] >= min(2 * count, count + 1), (
+                category,
+                difficulty,
+            )
     topics = {r.code.split("-")[0] for r in rows}
     assert {"LC", "WG", "SI", "ES", "GL", "RP", "BD", "ET"} <= topics
 
@@ -105,7 +108,9 @@ def test_xlsx_is_read_like_csv() -> None:
     assert sheet is not None
     sheet.append(HEADER.strip().split(","))
     sheet.append(["X-1", "单选", "政策法规", "中", "题", "甲", "乙", None, None, "A", "解析", None])
-    sheet.append(["X-2", "判断", "政策法规", "中", "题二", None, None, None, None, "对", None, None])
+    sheet.append(
+        ["X-2", "判断", "政策法规", "中", "题二", None, None, None, None, "对", None, None]
+    )
     out = io.BytesIO()
     book.save(out)
     out.seek(0)
