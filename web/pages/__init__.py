@@ -4,6 +4,23 @@ from litestar.types import ControllerRouterHandler
 
 from web.pages.audit import audit_page, audit_verify
 from web.pages.auth import login_page, login_submit, logout_submit, otp_submit
+from web.pages.brokers import (
+    application_decide,
+    application_page,
+    apply_page,
+    apply_region_picker,
+    apply_resubmit,
+    apply_status_lookup,
+    apply_status_page,
+    apply_submit,
+    broker_page,
+    broker_status,
+    broker_update,
+    brokers_page,
+    gaps_page,
+    queue_bulk_decide,
+    queue_page,
+)
 from web.pages.home import home
 from web.pages.inbox import inbox_mark_all_read, inbox_mark_read, inbox_page
 from web.pages.regions import region_page, regions_root, set_population, village_row
@@ -61,4 +78,19 @@ PAGE_ROUTES: list[ControllerRouterHandler] = [
     import_page,
     import_template,
     import_upload,
+    apply_page,
+    apply_region_picker,
+    apply_submit,
+    apply_status_page,
+    apply_status_lookup,
+    apply_resubmit,
+    queue_page,
+    queue_bulk_decide,
+    application_page,
+    application_decide,
+    brokers_page,
+    gaps_page,
+    broker_page,
+    broker_update,
+    broker_status,
 ]
