@@ -48,6 +48,7 @@ from marketplace.workers import service as worker_service
 from marketplace.workers.identity import check_char
 from marketplace.workers.models import WorkerCreate
 from tests.conftest import WUXI, YUZHONG
+from tests.web.training_matrix import make_training_scene, question_body
 from web.app import create_app
 from web.settings import DatabaseSettings, SecuritySettings, Settings
 
@@ -107,6 +108,13 @@ class Scene:
     application: dict[str, int] = field(default_factory=dict)
     application_track: tuple[str, str] = ("", "")
     broker: dict[str, int] = field(default_factory=dict)
+    # Training, the question bank and exams (tests/web/training_matrix.py).
+    training: dict[str, int] = field(default_factory=dict)
+    course: dict[str, int] = field(default_factory=dict)
+    material: dict[str, int] = field(default_factory=dict)
+    exam: dict[str, int] = field(default_factory=dict)
+    question: int = 0
+    exam_question: int = 0
 
 
 async def _first_child(session: AsyncSession, parent: str) -> str:
@@ -209,6 +217,7 @@ async def build_scene(
             cookie=await mint_token(sessions, account.id, "cookie"),
             notification_id=note.id,
         )
+    await make_training_scene(scene, client)
     return scene
 
 
@@ -521,6 +530,118 @@ API_RULES: dict[tuple[str, str], Rule] = {
                    other=                             (200, 403, 403, 403, 403, 403, 403, 403, 403),
         body=lambda _, __, ___: {"action": "suspend", "reason": "矩阵测试"},
     ),
+    # Training (docs/training.md): the city, district admins and township officers run
+    # sessions in their region; another region's session reads as absent (404).
+    ("GET", "/api/v1/trainings"): Rule(
+        anon=401, own=                                (200, 200, 200, 403, 403, 403, 403, 403, 403),
+                   other=                             (200, 403, 403, 403, 403, 403, 403, 403, 403),
+        query=lambda s, scope: {"region_code": s.township[scope]},
+    ),
+    ("POST", "/api/v1/trainings"): Rule(
+        anon=401, own=                                (201, 201, 201, 403, 403, 403, 403, 403, 403),
+                   other=                             (201, 403, 403, 403, 403, 403, 403, 403, 403),
+        body=lambda s, scope, n: {"title": f"培训{n}", "region_code": s.township[scope],
+                                  "starts_on": "2026-03-01", "days": 2, "mode": "meeting"},
+    ),
+    ("GET", "/api/v1/trainings/compliance"): Rule(
+        anon=401, own=                                (200, 200, 200, 403, 403, 403, 403, 403, 403),
+                   other=                             (200, 403, 403, 403, 403, 403, 403, 403, 403),
+        query=lambda s, scope: {"region_code": s.township[scope]},
+    ),
+    ("GET", "/api/v1/trainings/{training_id:int}"): Rule(
+        anon=401, own=                                (200, 200, 200, 403, 403, 403, 403, 403, 403),
+                   other=                             (200, 404, 404, 403, 403, 403, 403, 403, 403),
+    ),
+    ("GET", "/api/v1/trainings/{training_id:int}/attendance"): Rule(
+        anon=401, own=                                (200, 200, 200, 403, 403, 403, 403, 403, 403),
+                   other=                             (200, 404, 404, 403, 403, 403, 403, 403, 403),
+    ),
+    ("GET", "/api/v1/trainings/{training_id:int}/trainees"): Rule(
+        anon=401, own=                                (200, 200, 200, 403, 403, 403, 403, 403, 403),
+                   other=                             (200, 404, 404, 403, 403, 403, 403, 403, 403),
+    ),
+    ("POST", "/api/v1/trainings/{training_id:int}/attendance"): Rule(
+        anon=401, own=                                (200, 200, 200, 403, 403, 403, 403, 403, 403),
+                   other=                             (200, 404, 404, 403, 403, 403, 403, 403, 403),
+        body=lambda _, __, ___: {"entries": []},
+    ),
+    # Courses: the city's and a district's are read by the officers below them; only
+    # administrators write them.
+    ("GET", "/api/v1/training-courses"): Rule(
+        anon=401, own=                                (200, 200, 200, 403, 403, 403, 403, 403, 403),
+    ),
+    ("POST", "/api/v1/training-courses"): Rule(
+        anon=401, own=                                (201, 201, 403, 403, 403, 403, 403, 403, 403),
+                   other=                             (201, 403, 403, 403, 403, 403, 403, 403, 403),
+        body=lambda s, scope, n: {"title": f"课程{n}", "region_code": s.district[scope]},
+    ),
+    ("GET", "/api/v1/training-courses/{course_id:int}"): Rule(
+        anon=401, own=                                (200, 200, 200, 403, 403, 403, 403, 403, 403),
+                   other=                             (200, 404, 404, 403, 403, 403, 403, 403, 403),
+    ),
+    ("GET", "/api/v1/training-courses/{course_id:int}/materials"): Rule(
+        anon=401, own=                                (200, 200, 200, 403, 403, 403, 403, 403, 403),
+                   other=                             (200, 404, 404, 403, 403, 403, 403, 403, 403),
+    ),
+    ("POST", "/api/v1/training-courses/{course_id:int}/materials"): Rule(
+        anon=401, own=                                (201, 201, 403, 403, 403, 403, 403, 403, 403),
+                   other=                             (201, 404, 404, 403, 403, 403, 403, 403, 403),
+        body=lambda _, __, n: {"title": f"资料{n}", "text": "正文"},
+    ),
+    # No file sent: past the role guard, the administrators get 422.
+    ("POST", "/api/v1/training-courses/{course_id:int}/materials/upload"): Rule(
+        anon=401, own=                                (422, 422, 403, 403, 403, 403, 403, 403, 403),
+    ),
+    ("GET", "/api/v1/training-courses/{course_id:int}/materials/{material_id:int}/file"): Rule(
+        anon=401, own=                                (200, 200, 200, 403, 403, 403, 403, 403, 403),
+                   other=                             (200, 404, 404, 403, 403, 403, 403, 403, 403),
+    ),
+    # The question bank: the city writes it, district admins read it (no region).
+    ("GET", "/api/v1/questions"): Rule(anon=401, own=only(200, {Role.city_admin, Role.district_admin})),
+    ("POST", "/api/v1/questions"): Rule(
+        anon=401, own=only(201, {Role.city_admin}), body=lambda _, __, n: question_body(n),
+    ),
+    ("GET", "/api/v1/questions/{question_id:int}"): Rule(
+        anon=401, own=only(200, {Role.city_admin, Role.district_admin}),
+    ),
+    ("GET", "/api/v1/questions/{question_id:int}/versions"): Rule(
+        anon=401, own=only(200, {Role.city_admin, Role.district_admin}),
+    ),
+    ("PUT", "/api/v1/questions/{question_id:int}"): Rule(
+        anon=401, own=only(200, {Role.city_admin}),
+        body=lambda _, __, n: {**question_body(n), "code": None},
+    ),
+    ("POST", "/api/v1/questions/{question_id:int}/active"): Rule(
+        anon=401, own=only(200, {Role.city_admin}), body=lambda _, __, ___: {"active": True},
+    ),
+    ("POST", "/api/v1/questions/import"): Rule(anon=401, own=only(422, {Role.city_admin})),
+    # Exams: an applicant opens one with tracking code + phone (none sent here: 422); a
+    # broker's login resumes their own attempt. Officers read attempts of their region;
+    # only the candidate answers and hands in. own = the calling broker's attempt.
+    ("POST", "/api/v1/exams"): Rule(anon=422, own=only(201, {Role.broker}), body=lambda *_: {}),
+    ("GET", "/api/v1/exams"): Rule(
+        anon=401, own=                                (200, 200, 200, 403, 200, 403, 403, 403, 403),
+    ),
+    ("GET", "/api/v1/exams/policy"): Rule(anon=401, own=every(200)),
+    ("PUT", "/api/v1/exams/policy"): Rule(
+        anon=401, own=only(200, {Role.city_admin}),
+        body=lambda *_: {"blueprint": {"政策法规": {"easy": 5, "medium": 10, "hard": 5}},
+                         "time_limit_minutes": 30, "pass_mark": 60, "max_attempts": 3},
+    ),
+    ("GET", "/api/v1/exams/{exam_id:int}"): Rule(
+        anon=401, own=                                (200, 200, 200, 403, 200, 403, 403, 403, 403),
+                   other=                             (200, 404, 404, 403, 404, 403, 403, 403, 403),
+    ),
+    ("POST", "/api/v1/exams/{exam_id:int}/answers"): Rule(
+        anon=401, own=                                (403, 403, 403, 403, 200, 403, 403, 403, 403),
+                   other=                             (403, 403, 403, 403, 404, 403, 403, 403, 403),
+        body=lambda s, _, __: {"question_id": s.exam_question, "choices": [0]},
+    ),
+    # Last of the exams: the broker's call hands the own paper in.
+    ("POST", "/api/v1/exams/{exam_id:int}/submit"): Rule(
+        anon=401, own=                                (403, 403, 403, 403, 200, 403, 403, 403, 403),
+                   other=                             (403, 403, 403, 403, 404, 403, 403, 403, 403),
+    ),
 }
 # fmt: on
 
@@ -634,6 +755,11 @@ def _fill(path: str, scene: Scene, caller: Caller | None, scope: str) -> str:
         "{worker_id:int}": str(scene.worker[scope]),
         "{application_id:int}": str(scene.application.get(scope, 1)),
         "{broker_id:int}": str(scene.broker.get(scope, 1)),
+        "{training_id:int}": str(scene.training.get(scope, 1)),
+        "{course_id:int}": str(scene.course.get(scope, 1)),
+        "{material_id:int}": str(scene.material.get(scope, 1)),
+        "{question_id:int}": str(scene.question or 1),
+        "{exam_id:int}": str(scene.exam.get(scope, 1)),
         "{notification_id:int}": str(
             caller.notification_id if caller and scope == OWN else scene.other_notification
         ),
@@ -776,7 +902,12 @@ async def test_expired_session_is_anonymous_everywhere(
             .replace("{notification_id:int}", "1")
             .replace("{worker_id:int}", "1")
             .replace("{application_id:int}", "1")
-            .replace("{broker_id:int}", "1"),
+            .replace("{broker_id:int}", "1")
+            .replace("{training_id:int}", "1")
+            .replace("{course_id:int}", "1")
+            .replace("{material_id:int}", "1")
+            .replace("{question_id:int}", "1")
+            .replace("{exam_id:int}", "1"),
             headers={"Authorization": f"Bearer {token}"},
             json={} if method != "GET" else None,
         )
