@@ -268,6 +268,10 @@ async def _tracked_page(
             village_code=application.village_code,
             background=application.background,
             note=application.note or "",
+            computer_skills=application.computer_skills,
+            smartphone_skills=application.smartphone_skills,
+            enough_time=application.enough_time,
+            not_on_public_payroll=application.not_on_public_payroll,
         )
     return await _apply_page(
         request,
