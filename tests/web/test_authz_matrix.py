@@ -678,6 +678,16 @@ PAGE_RULES: dict[tuple[str, str], PageRule] = {
     ("POST", "/broker-applications"): PageRule(anon=403),
     ("GET", "/brokers"): PageRule(anon=302),
     ("POST", "/brokers"): PageRule(anon=403),
+    # Training and the question bank (officers, city); the exam is public: an applicant
+    # enters with tracking code + phone, a broker with their login (docs/training.md).
+    ("GET", "/training"): PageRule(anon=302),
+    ("POST", "/training"): PageRule(anon=403),
+    ("GET", "/questions"): PageRule(anon=302),
+    ("POST", "/questions"): PageRule(anon=403),
+    # Without an exam session the paper sends the caller back to the entry form.
+    ("GET", "/exams/{exam_id:int}"): PageRule(anon=303, public=True),
+    ("GET", "/exams"): PageRule(anon=200, public=True),
+    ("POST", "/exams"): PageRule(anon=403, public=True),
 }
 
 
