@@ -267,6 +267,7 @@ async def resubmit(
     application.note = checked.note
     target = application.returned_from
     application.returned_from = None
+    application.status_reason = None  # answered; the history keeps it
     _move(application, target)
     session.add(application)
     session.add(

@@ -93,7 +93,7 @@ class ApplicationsController(Controller):
         application = await applications.track(session=db, code=code, phone=phone, cipher=cipher)
         return await applications.to_tracked(db, application, cipher)
 
-    @post("/track/resubmit")
+    @post("/track/resubmit", status_code=200)
     async def resubmit(
         self,
         request: Request[Any, Any, Any],
