@@ -76,7 +76,19 @@ async def load_demo(
             await _brokers(session, district, villages, rng, fake)
         await demo_workers(session, cipher, seed=seed)
         logins.extend(await _demo_broker_chain(session, cipher, seed=seed))
+        await _demo_training(session, seed=seed)
     return logins
+
+
+async def _demo_training(session: AsyncSession, *, seed: int) -> None:
+    """The question bank, a year of training with attendance, and exam attempts
+    (marketplace/brokers/training_demo.py)."""
+    from marketplace.brokers import training_demo
+
+    await training_demo.load_bank(session)
+    names = {"yuzhong": "渝中区", "wuxi": "巫溪县", "wanzhou": "万州区"}
+    for district in DISTRICTS:
+        await training_demo.load(session, district.code, names[district.key], seed)
 
 
 async def _demo_broker_chain(

@@ -214,7 +214,7 @@ async def _attempts(
     return list(rows.scalars())
 
 
-async def _start(
+async def start_attempt(
     session: AsyncSession,
     *,
     application: BrokerApplication | None,
@@ -232,7 +232,7 @@ async def _start(
         if attempt.status == AttemptStatus.open:
             if now <= attempt.deadline_at:
                 return attempt, False
-            await _grade(session, attempt, now)
+            await grade(session, attempt, now)
     if application is not None and any(a.passed for a in past):
         raise Conflict("您已通过考试，无需再考", field="exam")
     policy = await current_policy(session)
@@ -293,7 +293,9 @@ async def start_for_applicant(
     if application.status != ApplicationStatus.in_training:
         label = application_rules.STATUS_LABELS.get(application.status, application.status)
         raise Conflict(f"申请当前状态为“{label}”，只有培训阶段的申请人可以参加考试", field="status")
-    attempt, new = await _start(session, application=application, broker=None, now=now or utcnow())
+    attempt, new = await start_attempt(
+        session, application=application, broker=None, now=now or utcnow()
+    )
     token = secrets.token_urlsafe(32)
     attempt.token_hash = hash_token(token)
     session.add(attempt)
@@ -310,7 +312,9 @@ async def start_for_broker(
     broker = await _broker_of(session, actor)
     if broker is None or broker.status != BrokerStatus.active:
         raise Forbidden("只有在岗的劳务经纪人可以参加考试")
-    attempt, new = await _start(session, application=None, broker=broker, now=now or utcnow())
+    attempt, new = await start_attempt(
+        session, application=None, broker=broker, now=now or utcnow()
+    )
     if new:
         await _audit(session, attempt, "exam.start", actor)
     return attempt
@@ -383,7 +387,7 @@ async def save_answer(
     return await view(session=session, attempt=attempt, now=now)
 
 
-async def _grade(session: AsyncSession, attempt: ExamAttempt, now: datetime) -> None:
+async def grade(session: AsyncSession, attempt: ExamAttempt, now: datetime) -> None:
     assert attempt.id is not None
     items = await _items(session, attempt.id)
     per_category: dict[str, list[int]] = {}
@@ -444,7 +448,7 @@ async def submit(
     now = now or utcnow()
     attempt = await _load(session, attempt_id, caller, write=True)
     if attempt.status == AttemptStatus.open:
-        await _grade(session, attempt, now)
+        await grade(session, attempt, now)
     return await view(session=session, attempt=attempt, now=now)
 
 
@@ -454,7 +458,7 @@ async def get(
     now = now or utcnow()
     attempt = await _load(session, attempt_id, caller, write=False)
     if attempt.status == AttemptStatus.open and now > attempt.deadline_at:
-        await _grade(session, attempt, now)
+        await grade(session, attempt, now)
     return await view(session=session, attempt=attempt, now=now)
 
 

@@ -348,6 +348,8 @@ async def import_questions(
     if errors:
         return QuestionImportReport(errors=errors)
     report = await _upsert_rows(session, actor, parsed)
+    if not (report.created or report.updated):
+        return report  # nothing changed: nothing to audit
     await audit.record(
         session=session,
         actor=actor,
