@@ -112,6 +112,28 @@ POLICIES: dict[str, frozenset[str]] = {
     "worker.reveal": frozenset(
         {Role.broker, Role.city_admin, Role.district_admin, Role.township_officer}
     ),
+    # Broker applications and the broker record (docs/brokers.md). Which review step
+    # an officer may take is decided by the state machine in marketplace/brokers/rules.py.
+    "broker_application.view": frozenset(OFFICER_ROLES),
+    "broker_application.decide": frozenset(
+        {Role.village_officer, Role.township_officer, Role.district_admin}
+    ),
+    "broker.view": frozenset(STAFF_ROLES | {Role.broker}),
+    "broker.update": frozenset(ADMIN_ROLES),
+    "broker.set_status": frozenset(ADMIN_ROLES),
+    "broker.recruitment_gaps": frozenset(
+        {Role.city_admin, Role.district_admin, Role.township_officer}
+    ),
+    # Training, the question bank and exams (docs/training.md). Candidates who are
+    # applicants sit the exam with an exam session token, not an account.
+    "training.view": frozenset({Role.city_admin, Role.district_admin, Role.township_officer}),
+    "training.manage": frozenset({Role.city_admin, Role.district_admin, Role.township_officer}),
+    "training.course_edit": frozenset(ADMIN_ROLES),
+    "question.view": frozenset(ADMIN_ROLES),
+    "question.edit": frozenset({Role.city_admin}),
+    "exam.take": frozenset({Role.broker}),
+    "exam.view": frozenset({Role.city_admin, Role.district_admin, Role.township_officer}),
+    "exam.policy": frozenset({Role.city_admin}),
 }
 
 

@@ -75,7 +75,47 @@ async def load_demo(
             logins.extend(await _district_accounts(session, cipher, district, villages))
             await _brokers(session, district, villages, rng, fake)
         await demo_workers(session, cipher, seed=seed)
+        logins.extend(await _demo_broker_chain(session, cipher, seed=seed))
+        await _demo_training(session, seed=seed)
     return logins
+
+
+async def _demo_training(session: AsyncSession, *, seed: int) -> None:
+    """The question bank, a year of training with attendance, and exam attempts
+    (marketplace/brokers/training_demo.py)."""
+    from marketplace.brokers import training_demo
+
+    await training_demo.load_bank(session)
+    names = {"yuzhong": "渝中区", "wuxi": "巫溪县", "wanzhou": "万州区"}
+    for district in DISTRICTS:
+        await training_demo.load(session, district.code, names[district.key], seed)
+
+
+async def _demo_broker_chain(
+    session: AsyncSession, cipher: DataCipher, *, seed: int
+) -> list[Login]:
+    """Broker numbers and flags, and applications at every step (marketplace/brokers/demo.py)."""
+    from marketplace.brokers import demo as broker_demo  # it builds on this module's helpers
+
+    made: list[Login] = []
+    for district in DISTRICTS:
+        rng = random.Random(f"{seed}:{district.code}:brokers")
+        fake = Faker("zh_CN")
+        fake.seed_instance(f"{seed}:{district.code}:applicants")
+        await broker_demo.number_existing_brokers(session, district.code, rng)
+        villages = await _villages(session, district.code)
+        for username in await broker_demo.demo_applications(
+            session,
+            cipher,
+            district.code,
+            rng=rng,
+            fake=fake,
+            id_number=demo_id_number,
+            password=DEMO_PASSWORD,
+            officer_village=villages[0].code,
+        ):
+            made.append((username, Role.broker.value, district.code, None))
+    return made
 
 
 async def _villages(session: AsyncSession, district_code: str) -> list[Region]:

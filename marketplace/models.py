@@ -2,24 +2,50 @@
 
 from marketplace.accounts.models import AuthSession, User
 from marketplace.audit.models import AuditEntry, AuditHead
-from marketplace.brokers.models import Broker, BrokerVillage
+from marketplace.brokers.exams_models import ExamAttempt, ExamItem, ExamPolicy
+from marketplace.brokers.models import (
+    ApplicationDecision,
+    Broker,
+    BrokerApplication,
+    BrokerStatusChange,
+    BrokerVillage,
+)
+from marketplace.brokers.questions_models import Question, QuestionVersion
+from marketplace.brokers.training_models import (
+    TrainingAttendance,
+    TrainingCourse,
+    TrainingMaterial,
+    TrainingSession,
+)
 from marketplace.events import OutboxDelivery, OutboxEvent
 from marketplace.notifications.models import Notification
 from marketplace.regions.models import Region
 from marketplace.workers.models import DuplicateDismissal, ImportJob, Worker, WorkerChange
 
 __all__ = [
+    "ApplicationDecision",
     "AuditEntry",
     "AuditHead",
     "AuthSession",
     "Broker",
+    "BrokerApplication",
+    "BrokerStatusChange",
     "BrokerVillage",
     "DuplicateDismissal",
     "ImportJob",
+    "ExamAttempt",
+    "ExamItem",
+    "ExamPolicy",
     "Notification",
     "OutboxDelivery",
     "OutboxEvent",
+    "Question",
+    "QuestionVersion",
     "Region",
+    "TrainingAttendance",
+    "TrainingCourse",
+    "TrainingMaterial",
+    "TrainingSession",
     "User",
     "Worker",
     "WorkerChange",

@@ -21,9 +21,13 @@ from marketplace.db import create_engine, session_factory
 from marketplace.dispatcher import drain
 from web.api.audit import AuditController
 from web.api.auth import AuthController, MeController
+from web.api.brokers import ApplicationsController, BrokersController
+from web.api.exams import ExamsController
 from web.api.health import healthz, readyz
 from web.api.notifications import NotificationsController
+from web.api.questions import QuestionsController
 from web.api.regions import RegionsController
+from web.api.training import TrainingCoursesController, TrainingsController
 from web.api.users import UsersController
 from web.api.workers import WorkersController
 from web.auth import AuthMiddleware
@@ -46,6 +50,12 @@ API_ROUTES: list[ControllerRouterHandler] = [
     AuditController,
     NotificationsController,
     WorkersController,
+    ApplicationsController,
+    BrokersController,
+    TrainingsController,
+    TrainingCoursesController,
+    QuestionsController,
+    ExamsController,
     healthz,
     readyz,
 ]

@@ -448,3 +448,41 @@ def workers_export(path: Path, village_code: str | None, broker_id: int | None) 
 
     rows = _run(run)
     click.echo(f"已导出 {rows} 条到 {path}")
+
+
+# --- question bank (docs/training.md) --------------------------------------------
+
+
+@main.group("questions")
+def questions_group() -> None:
+    """考试题库。"""
+
+
+async def load_questions(settings: Settings, path: Path | None = None) -> Any:
+    from marketplace.brokers import questions
+
+    engine = create_engine(settings.db.url)
+    try:
+        async with unit_of_work(session_factory(engine)) as session:
+            report = await questions.load_starter(session=session, actor=SYSTEM, path=path)
+            if report.errors:
+                # Nothing is stored when a row is refused; roll back the audit entry too.
+                await session.rollback()
+            return report
+    finally:
+        await engine.dispose()
+
+
+@questions_group.command("load")
+@click.option("--file", "path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@friendly
+def questions_load(path: Path | None) -> None:
+    """载入题库（默认为随附的入门题库；按编号更新，可重复执行）。"""
+    report = asyncio.run(load_questions(get_settings(), path))
+    if report.errors:
+        for error in report.errors[:50]:
+            click.echo(f"第 {error.row} 行（{error.column}）：{error.message}", err=True)
+        raise CliError(f"{len(report.errors)} 处错误，题库未改动")
+    click.echo(
+        f"新增 {report.created} 题，更新 {report.updated} 题（新版本），未变 {report.unchanged} 题"
+    )

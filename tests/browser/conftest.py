@@ -42,6 +42,7 @@ class Login:
 class LiveServer:
     url: str
     logins: dict[str, Login]
+    db_url: str = ""  # for steps a journey takes outside the browser
 
 
 # Each browser journey logs in its own account: a TOTP code may be used only once.
@@ -53,6 +54,8 @@ ACCOUNTS = {
     "city_pc": ("city_admin", "50", "市局管理员乙"),
     "auditor_phone": ("auditor", YUZHONG, "渝中区审计甲"),
     "auditor_pc": ("auditor", YUZHONG, "渝中区审计乙"),
+    "village_officer": ("village_officer", VILLAGE, "华一坡社区经办人"),
+    "township_officer": ("township_officer", TOWNSHIP, "七星岗街道经办人"),
 }
 
 
@@ -118,7 +121,7 @@ def live_server(
     if not server.started:
         pytest.fail("the test server did not start")
     try:
-        yield LiveServer(f"http://127.0.0.1:{port}", logins)
+        yield LiveServer(f"http://127.0.0.1:{port}", logins, db_url=url)
     finally:
         server.should_exit = True
         thread.join(timeout=10)

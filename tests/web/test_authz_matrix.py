@@ -37,6 +37,8 @@ from marketplace.access import Role
 from marketplace.accounts import rules
 from marketplace.accounts import service as accounts
 from marketplace.accounts.models import AuthSession, User
+from marketplace.brokers import applications as broker_applications
+from marketplace.brokers.models import Broker
 from marketplace.clock import utcnow
 from marketplace.crypto import new_data_key
 from marketplace.db import unit_of_work
@@ -46,6 +48,7 @@ from marketplace.workers import service as worker_service
 from marketplace.workers.identity import check_char
 from marketplace.workers.models import WorkerCreate
 from tests.conftest import WUXI, YUZHONG
+from tests.web.training_matrix import make_training_scene, question_body
 from web.app import create_app
 from web.settings import DatabaseSettings, SecuritySettings, Settings
 
@@ -101,6 +104,17 @@ class Scene:
     # Worker records: one (plus a spare to merge or dismiss with) in each village.
     worker: dict[str, int] = field(default_factory=dict)
     spare_worker: dict[str, int] = field(default_factory=dict)
+    # Broker applications (submitted) and broker records, one in each village.
+    application: dict[str, int] = field(default_factory=dict)
+    application_track: tuple[str, str] = ("", "")
+    broker: dict[str, int] = field(default_factory=dict)
+    # Training, the question bank and exams (tests/web/training_matrix.py).
+    training: dict[str, int] = field(default_factory=dict)
+    course: dict[str, int] = field(default_factory=dict)
+    material: dict[str, int] = field(default_factory=dict)
+    exam: dict[str, int] = field(default_factory=dict)
+    question: int = 0
+    exam_question: int = 0
 
 
 async def _first_child(session: AsyncSession, parent: str) -> str:
@@ -183,6 +197,7 @@ async def build_scene(
         worker={scope: made[0] for scope, made in workers_made.items()},
         spare_worker={scope: made[1] for scope, made in workers_made.items()},
     )
+    await _make_broker_scene(scene, client)
     for role in ROLES:
         account = await make_account(role.value, scope_of[role])
         body = {"username": account.username, "password": account.password}
@@ -202,7 +217,44 @@ async def build_scene(
             cookie=await mint_token(sessions, account.id, "cookie"),
             notification_id=note.id,
         )
+    await make_training_scene(scene, client)
     return scene
+
+
+async def _make_broker_scene(scene: Scene, client: AsyncTestClient[Litestar]) -> None:
+    assert scene.sessions is not None
+    async with unit_of_work(scene.sessions) as session:
+        for scope in (OWN, OTHER):
+            made = await broker_applications.submit(
+                session=session,
+                data=broker_applications.ApplicationInput(**_new_application(scene, scope, 0)),
+                cipher=client.app.state.cipher,
+            )
+            assert made.id is not None
+            scene.application[scope] = made.id
+            if scope == OWN:
+                scene.application_track = (made.tracking_code, "13800000000")
+            broker = (
+                await session.execute(
+                    select(Broker).where(col(Broker.user_id) == scene.target_user[scope])
+                )
+            ).scalar_one()
+            assert broker.id is not None
+            scene.broker[scope] = broker.id
+
+
+def _new_application(scene: Scene, scope: str, n: int) -> dict[str, Any]:
+    return {
+        "name": "申请人" + chr(0x4E00 + n % 1000),
+        "id_number": _matrix_id(2000 + 2 * n + (1 if scope == OTHER else 0)),
+        "phone": f"1380000{n % 10000:04d}",
+        "village_code": scene.village[scope],
+        "background": "grid_worker",
+        "computer_skills": True,
+        "smartphone_skills": True,
+        "enough_time": True,
+        "not_on_public_payroll": True,
+    }
 
 
 def _matrix_id(n: int) -> str:
@@ -403,6 +455,193 @@ API_RULES: dict[tuple[str, str], Rule] = {
                    other=                             (403, 404, 404, 403, 404, 403, 403, 403, 403),
         body=lambda _, __, ___: {"reason": "person_request"},
     ),
+    # Broker applications (docs/brokers.md): anyone may apply and track their own with
+    # code + phone; officers read their region; the decision is the state's role's step
+    # (409 for another officer's step). Own application is "submitted" at the start.
+    ("POST", "/api/v1/broker-applications"): Rule(
+        anon=201, own=every(201), body=lambda s, scope, n: _new_application(s, scope, n),
+    ),
+    ("GET", "/api/v1/broker-applications/track"): Rule(
+        anon=200, own=every(200),
+        query=lambda s, _: {"code": s.application_track[0], "phone": s.application_track[1]},
+    ),
+    # Not returned, so not open to changes: the route is public and the state refuses.
+    ("POST", "/api/v1/broker-applications/track/resubmit"): Rule(
+        anon=409, own=every(409),
+        body=lambda s, scope, n: {
+            "tracking_code": s.application_track[0], "phone": s.application_track[1],
+            "application": _new_application(s, OWN, 0),
+        },
+    ),
+    ("GET", "/api/v1/broker-applications"): Rule(
+        anon=401, own=                                (200, 200, 200, 200, 403, 403, 403, 403, 403),
+                   other=                             (200, 403, 403, 403, 403, 403, 403, 403, 403),
+        query=lambda s, scope: {"region_code": s.village[scope]},
+    ),
+    ("GET", "/api/v1/broker-applications/counts"): Rule(
+        anon=401, own=                                (200, 200, 200, 200, 403, 403, 403, 403, 403),
+                   other=                             (200, 403, 403, 403, 403, 403, 403, 403, 403),
+        query=lambda s, scope: {"region_code": s.village[scope]},
+    ),
+    ("GET", "/api/v1/broker-applications/{application_id:int}"): Rule(
+        anon=401, own=                                (200, 200, 200, 200, 403, 403, 403, 403, 403),
+                   other=                             (200, 403, 403, 403, 403, 403, 403, 403, 403),
+    ),
+    # The village officer's approval moves the own application on (to "recommended").
+    ("POST", "/api/v1/broker-applications/{application_id:int}/decisions"): Rule(
+        anon=401, own=                                (403, 409, 409, 200, 403, 403, 403, 403, 403),
+                   other=                             (403, 403, 403, 403, 403, 403, 403, 403, 403),
+        body=lambda _, __, ___: {"decision": "approve"},
+    ),
+    # Bulk: per-item results (refusals inside the 200), open to the deciding roles only.
+    ("POST", "/api/v1/broker-applications/decisions"): Rule(
+        anon=401, own=only(200, {Role.district_admin, Role.township_officer, Role.village_officer}),
+        body=lambda s, scope, _: {"ids": [s.application[scope]], "decision": "reject",
+                                  "comment": "矩阵测试"},
+    ),
+    ("GET", "/api/v1/brokers"): Rule(
+        anon=401, own=                                (200, 200, 200, 200, 200, 403, 403, 200, 200),
+                   other=                             (200, 403, 403, 403, 403, 403, 403, 403, 403),
+        query=lambda s, scope: {"region_code": s.village[scope]},
+    ),
+    ("GET", "/api/v1/brokers/gaps"): Rule(
+        anon=401, own=                                (200, 200, 200, 403, 403, 403, 403, 403, 403),
+                   other=                             (200, 403, 403, 403, 403, 403, 403, 403, 403),
+        query=lambda s, scope: {"district_code": s.district[scope]},
+    ),
+    # own = the broker of the own village (not the calling broker: a broker sees only
+    # their own record).
+    ("GET", "/api/v1/brokers/{broker_id:int}"): Rule(
+        anon=401, own=                                (200, 200, 200, 200, 403, 403, 403, 200, 200),
+                   other=                             (200, 403, 403, 403, 403, 403, 403, 403, 403),
+    ),
+    ("GET", "/api/v1/brokers/{broker_id:int}/status-history"): Rule(
+        anon=401, own=                                (200, 200, 200, 200, 403, 403, 403, 200, 200),
+                   other=                             (200, 403, 403, 403, 403, 403, 403, 403, 403),
+    ),
+    ("PATCH", "/api/v1/brokers/{broker_id:int}"): Rule(
+        anon=401, own=                                (200, 200, 403, 403, 403, 403, 403, 403, 403),
+                   other=                             (200, 403, 403, 403, 403, 403, 403, 403, 403),
+        body=lambda _, __, ___: {"key_broker": True},
+    ),
+    # The city admin suspends first; the district admin then meets the state rule (409).
+    ("POST", "/api/v1/brokers/{broker_id:int}/status"): Rule(
+        anon=401, own=                                (200, 409, 403, 403, 403, 403, 403, 403, 403),
+                   other=                             (200, 403, 403, 403, 403, 403, 403, 403, 403),
+        body=lambda _, __, ___: {"action": "suspend", "reason": "矩阵测试"},
+    ),
+    # Training (docs/training.md): the city, district admins and township officers run
+    # sessions in their region; another region's session reads as absent (404).
+    ("GET", "/api/v1/trainings"): Rule(
+        anon=401, own=                                (200, 200, 200, 403, 403, 403, 403, 403, 403),
+                   other=                             (200, 403, 403, 403, 403, 403, 403, 403, 403),
+        query=lambda s, scope: {"region_code": s.township[scope]},
+    ),
+    ("POST", "/api/v1/trainings"): Rule(
+        anon=401, own=                                (201, 201, 201, 403, 403, 403, 403, 403, 403),
+                   other=                             (201, 403, 403, 403, 403, 403, 403, 403, 403),
+        body=lambda s, scope, n: {"title": f"培训{n}", "region_code": s.township[scope],
+                                  "starts_on": "2026-03-01", "days": 2, "mode": "meeting"},
+    ),
+    ("GET", "/api/v1/trainings/compliance"): Rule(
+        anon=401, own=                                (200, 200, 200, 403, 403, 403, 403, 403, 403),
+                   other=                             (200, 403, 403, 403, 403, 403, 403, 403, 403),
+        query=lambda s, scope: {"region_code": s.township[scope]},
+    ),
+    ("GET", "/api/v1/trainings/{training_id:int}"): Rule(
+        anon=401, own=                                (200, 200, 200, 403, 403, 403, 403, 403, 403),
+                   other=                             (200, 404, 404, 403, 403, 403, 403, 403, 403),
+    ),
+    ("GET", "/api/v1/trainings/{training_id:int}/attendance"): Rule(
+        anon=401, own=                                (200, 200, 200, 403, 403, 403, 403, 403, 403),
+                   other=                             (200, 404, 404, 403, 403, 403, 403, 403, 403),
+    ),
+    ("GET", "/api/v1/trainings/{training_id:int}/trainees"): Rule(
+        anon=401, own=                                (200, 200, 200, 403, 403, 403, 403, 403, 403),
+                   other=                             (200, 404, 404, 403, 403, 403, 403, 403, 403),
+    ),
+    ("POST", "/api/v1/trainings/{training_id:int}/attendance"): Rule(
+        anon=401, own=                                (200, 200, 200, 403, 403, 403, 403, 403, 403),
+                   other=                             (200, 404, 404, 403, 403, 403, 403, 403, 403),
+        body=lambda _, __, ___: {"entries": []},
+    ),
+    # Courses: the city's and a district's are read by the officers below them; only
+    # administrators write them.
+    ("GET", "/api/v1/training-courses"): Rule(
+        anon=401, own=                                (200, 200, 200, 403, 403, 403, 403, 403, 403),
+    ),
+    ("POST", "/api/v1/training-courses"): Rule(
+        anon=401, own=                                (201, 201, 403, 403, 403, 403, 403, 403, 403),
+                   other=                             (201, 403, 403, 403, 403, 403, 403, 403, 403),
+        body=lambda s, scope, n: {"title": f"课程{n}", "region_code": s.district[scope]},
+    ),
+    ("GET", "/api/v1/training-courses/{course_id:int}"): Rule(
+        anon=401, own=                                (200, 200, 200, 403, 403, 403, 403, 403, 403),
+                   other=                             (200, 404, 404, 403, 403, 403, 403, 403, 403),
+    ),
+    ("GET", "/api/v1/training-courses/{course_id:int}/materials"): Rule(
+        anon=401, own=                                (200, 200, 200, 403, 403, 403, 403, 403, 403),
+                   other=                             (200, 404, 404, 403, 403, 403, 403, 403, 403),
+    ),
+    ("POST", "/api/v1/training-courses/{course_id:int}/materials"): Rule(
+        anon=401, own=                                (201, 201, 403, 403, 403, 403, 403, 403, 403),
+                   other=                             (201, 404, 404, 403, 403, 403, 403, 403, 403),
+        body=lambda _, __, n: {"title": f"资料{n}", "text": "正文"},
+    ),
+    # No file sent: past the role guard, the administrators get 422.
+    ("POST", "/api/v1/training-courses/{course_id:int}/materials/upload"): Rule(
+        anon=401, own=                                (422, 422, 403, 403, 403, 403, 403, 403, 403),
+    ),
+    ("GET", "/api/v1/training-courses/{course_id:int}/materials/{material_id:int}/file"): Rule(
+        anon=401, own=                                (200, 200, 200, 403, 403, 403, 403, 403, 403),
+                   other=                             (200, 404, 404, 403, 403, 403, 403, 403, 403),
+    ),
+    # The question bank: the city writes it, district admins read it (no region).
+    ("GET", "/api/v1/questions"): Rule(anon=401, own=only(200, {Role.city_admin, Role.district_admin})),
+    ("POST", "/api/v1/questions"): Rule(
+        anon=401, own=only(201, {Role.city_admin}), body=lambda _, __, n: question_body(n),
+    ),
+    ("GET", "/api/v1/questions/{question_id:int}"): Rule(
+        anon=401, own=only(200, {Role.city_admin, Role.district_admin}),
+    ),
+    ("GET", "/api/v1/questions/{question_id:int}/versions"): Rule(
+        anon=401, own=only(200, {Role.city_admin, Role.district_admin}),
+    ),
+    ("PUT", "/api/v1/questions/{question_id:int}"): Rule(
+        anon=401, own=only(200, {Role.city_admin}),
+        body=lambda _, __, n: {**question_body(n), "code": None},
+    ),
+    ("POST", "/api/v1/questions/{question_id:int}/active"): Rule(
+        anon=401, own=only(200, {Role.city_admin}), body=lambda _, __, ___: {"active": True},
+    ),
+    ("POST", "/api/v1/questions/import"): Rule(anon=401, own=only(422, {Role.city_admin})),
+    # Exams: an applicant opens one with tracking code + phone (none sent here: 422); a
+    # broker's login resumes their own attempt. Officers read attempts of their region;
+    # only the candidate answers and hands in. own = the calling broker's attempt.
+    ("POST", "/api/v1/exams"): Rule(anon=422, own=only(201, {Role.broker}), body=lambda *_: {}),
+    ("GET", "/api/v1/exams"): Rule(
+        anon=401, own=                                (200, 200, 200, 403, 200, 403, 403, 403, 403),
+    ),
+    ("GET", "/api/v1/exams/policy"): Rule(anon=401, own=every(200)),
+    ("PUT", "/api/v1/exams/policy"): Rule(
+        anon=401, own=only(200, {Role.city_admin}),
+        body=lambda *_: {"blueprint": {"政策法规": {"easy": 5, "medium": 10, "hard": 5}},
+                         "time_limit_minutes": 30, "pass_mark": 60, "max_attempts": 3},
+    ),
+    ("GET", "/api/v1/exams/{exam_id:int}"): Rule(
+        anon=401, own=                                (200, 200, 200, 403, 200, 403, 403, 403, 403),
+                   other=                             (200, 404, 404, 403, 404, 403, 403, 403, 403),
+    ),
+    ("POST", "/api/v1/exams/{exam_id:int}/answers"): Rule(
+        anon=401, own=                                (403, 403, 403, 403, 200, 403, 403, 403, 403),
+                   other=                             (403, 403, 403, 403, 404, 403, 403, 403, 403),
+        body=lambda s, _, __: {"question_id": s.exam_question, "choices": [0]},
+    ),
+    # Last of the exams: the broker's call hands the own paper in.
+    ("POST", "/api/v1/exams/{exam_id:int}/submit"): Rule(
+        anon=401, own=                                (403, 403, 403, 403, 200, 403, 403, 403, 403),
+                   other=                             (403, 403, 403, 403, 404, 403, 403, 403, 403),
+    ),
 }
 # fmt: on
 
@@ -432,6 +671,23 @@ PAGE_RULES: dict[tuple[str, str], PageRule] = {
     ("POST", "/inbox"): PageRule(anon=403),
     ("GET", "/workers"): PageRule(anon=302),
     ("POST", "/workers"): PageRule(anon=403),
+    # The broker application form and its status page are public (docs/brokers.md).
+    ("GET", "/apply"): PageRule(anon=200, public=True),
+    ("POST", "/apply"): PageRule(anon=403, public=True),
+    ("GET", "/broker-applications"): PageRule(anon=302),
+    ("POST", "/broker-applications"): PageRule(anon=403),
+    ("GET", "/brokers"): PageRule(anon=302),
+    ("POST", "/brokers"): PageRule(anon=403),
+    # Training and the question bank (officers, city); the exam is public: an applicant
+    # enters with tracking code + phone, a broker with their login (docs/training.md).
+    ("GET", "/training"): PageRule(anon=302),
+    ("POST", "/training"): PageRule(anon=403),
+    ("GET", "/questions"): PageRule(anon=302),
+    ("POST", "/questions"): PageRule(anon=403),
+    # Without an exam session the paper sends the caller back to the entry form.
+    ("GET", "/exams/{exam_id:int}"): PageRule(anon=303, public=True),
+    ("GET", "/exams"): PageRule(anon=200, public=True),
+    ("POST", "/exams"): PageRule(anon=403, public=True),
 }
 
 
@@ -507,6 +763,13 @@ def _fill(path: str, scene: Scene, caller: Caller | None, scope: str) -> str:
         "{code:str}": scene.village[scope],
         "{user_id:int}": str(scene.target_user[scope]),
         "{worker_id:int}": str(scene.worker[scope]),
+        "{application_id:int}": str(scene.application.get(scope, 1)),
+        "{broker_id:int}": str(scene.broker.get(scope, 1)),
+        "{training_id:int}": str(scene.training.get(scope, 1)),
+        "{course_id:int}": str(scene.course.get(scope, 1)),
+        "{material_id:int}": str(scene.material.get(scope, 1)),
+        "{question_id:int}": str(scene.question or 1),
+        "{exam_id:int}": str(scene.exam.get(scope, 1)),
         "{notification_id:int}": str(
             caller.notification_id if caller and scope == OWN else scene.other_notification
         ),
@@ -648,7 +911,14 @@ async def test_expired_session_is_anonymous_everywhere(
             path.replace("{code:str}", YUZHONG)
             .replace("{user_id:int}", "1")
             .replace("{notification_id:int}", "1")
-            .replace("{worker_id:int}", "1"),
+            .replace("{worker_id:int}", "1")
+            .replace("{application_id:int}", "1")
+            .replace("{broker_id:int}", "1")
+            .replace("{training_id:int}", "1")
+            .replace("{course_id:int}", "1")
+            .replace("{material_id:int}", "1")
+            .replace("{question_id:int}", "1")
+            .replace("{exam_id:int}", "1"),
             headers={"Authorization": f"Bearer {token}"},
             json={} if method != "GET" else None,
         )

@@ -20,7 +20,7 @@ from sqlmodel import col
 from marketplace import dispatcher
 from marketplace.accounts.models import User
 from marketplace.audit.models import AuditEntry
-from marketplace.brokers.models import Broker
+from marketplace.brokers.models import ApplicationStatus, Broker, BrokerApplication
 from marketplace.db import create_engine, session_factory
 from marketplace.notifications.models import Notification
 from marketplace.regions.models import Region
@@ -306,7 +306,8 @@ def test_demo_twice_is_idempotent_and_prints_logins(
     assert first.stdout == second.stdout
 
     users, brokers, populations = state
-    assert users == 3 + 3 * 8  # city accounts, then every role in three districts
+    # city accounts, every role in three districts, two certified applicants in each
+    assert users == 3 + 3 * 8 + 3 * 2
     assert brokers > 100
     districts = {code[:6] for code, _ in populations}
     assert districts == {"500103", "500238", "500101"}
@@ -316,6 +317,17 @@ def test_demo_twice_is_idempotent_and_prints_logins(
         assert username in out
     assert out.count("动态验证码密钥") == 3 + 3 * 3  # admin, finance, auditor
     assert run("audit", "verify").exit_code == 0
+    # Broker applications at every step in every district, and villages still uncovered.
+    steps = query(
+        url,
+        select(
+            func.substr(col(BrokerApplication.village_code), 1, 6), col(BrokerApplication.status)
+        ).distinct(),
+    )
+    for district in districts:
+        assert {s for d, s in steps if d == district} == set(ApplicationStatus)
+    numbered = scalar(url, select(func.count()).where(col(Broker.broker_no).is_not(None)))
+    assert numbered == brokers
 
 
 # --- the installed script -------------------------------------------------------------

@@ -4,9 +4,49 @@ from litestar.types import ControllerRouterHandler
 
 from web.pages.audit import audit_page, audit_verify
 from web.pages.auth import login_page, login_submit, logout_submit, otp_submit
+from web.pages.brokers import (
+    application_decide,
+    application_page,
+    apply_page,
+    apply_region_picker,
+    apply_resubmit,
+    apply_status_lookup,
+    apply_status_page,
+    apply_submit,
+    broker_page,
+    broker_status,
+    broker_update,
+    brokers_page,
+    gaps_page,
+    queue_bulk_decide,
+    queue_page,
+)
+from web.pages.exams import exam_answer, exam_page, exam_start, exam_start_page, exam_submit
 from web.pages.home import home
 from web.pages.inbox import inbox_mark_all_read, inbox_mark_read, inbox_page
+from web.pages.questions import (
+    question_active,
+    question_create,
+    question_new,
+    question_page,
+    question_update,
+    questions_import,
+    questions_page,
+)
 from web.pages.regions import region_page, regions_root, set_population, village_row
+from web.pages.training import (
+    attendance_save,
+    compliance_page,
+    course_create,
+    course_page,
+    courses_page,
+    material_add_text,
+    material_download,
+    material_upload,
+    session_page,
+    training_create,
+    training_page,
+)
 from web.pages.users import user_create, user_edit, user_new, user_update, users_page
 from web.pages.worker_import import (
     import_job_page,
@@ -69,4 +109,42 @@ PAGE_ROUTES: list[ControllerRouterHandler] = [
     import_upload,
     import_job_page,
     import_job_progress,
+    apply_page,
+    apply_region_picker,
+    apply_submit,
+    apply_status_page,
+    apply_status_lookup,
+    apply_resubmit,
+    queue_page,
+    queue_bulk_decide,
+    application_page,
+    application_decide,
+    brokers_page,
+    gaps_page,
+    broker_page,
+    broker_update,
+    broker_status,
+    training_page,
+    training_create,
+    compliance_page,
+    courses_page,
+    course_create,
+    course_page,
+    material_add_text,
+    material_upload,
+    material_download,
+    session_page,
+    attendance_save,
+    questions_page,
+    question_new,
+    question_create,
+    questions_import,
+    question_page,
+    question_update,
+    question_active,
+    exam_start_page,
+    exam_start,
+    exam_page,
+    exam_answer,
+    exam_submit,
 ]
