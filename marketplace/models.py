@@ -4,18 +4,24 @@ from marketplace.accounts.models import AuthSession, User
 from marketplace.audit.models import AuditEntry, AuditHead
 from marketplace.brokers.models import Broker, BrokerVillage
 from marketplace.events import OutboxDelivery, OutboxEvent
+from marketplace.jobs.models import Job
 from marketplace.notifications.models import Notification
+from marketplace.organizations.models import AgencyAuthorization, Organization, OrganizationMember
 from marketplace.regions.models import Region
 from marketplace.workers.models import DuplicateDismissal, Worker, WorkerChange
 
 __all__ = [
+    "AgencyAuthorization",
     "AuditEntry",
     "AuditHead",
     "AuthSession",
     "Broker",
     "BrokerVillage",
     "DuplicateDismissal",
+    "Job",
     "Notification",
+    "Organization",
+    "OrganizationMember",
     "OutboxDelivery",
     "OutboxEvent",
     "Region",
