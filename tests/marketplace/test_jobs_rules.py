@@ -6,6 +6,7 @@ import pytest
 
 from marketplace.errors import Invalid
 from marketplace.jobs.rules import (
+    Flag,
     Posting,
     all_flags,
     check_ages,
@@ -20,7 +21,7 @@ YUZHONG = "500103"  # 一类区域
 WUXI = "500238"  # 二类区域 (巫溪县)
 
 
-def codes(flags: list) -> set[str]:  # type: ignore[type-arg]
+def codes(flags: list[Flag]) -> set[str]:
     return {flag.code for flag in flags}
 
 
