@@ -112,6 +112,39 @@ POLICIES: dict[str, frozenset[str]] = {
     "worker.reveal": frozenset(
         {Role.broker, Role.city_admin, Role.district_admin, Role.township_officer}
     ),
+    # Matching and recommendations (docs/matching.md): brokers rank and recommend the
+    # workers of their villages; employers see consenting workers masked and decide on
+    # the recommended ones; officers read their region.
+    "matching.candidates": frozenset(
+        {
+            Role.broker,
+            Role.employer,
+            Role.agency,
+            Role.city_admin,
+            Role.district_admin,
+            Role.township_officer,
+        }
+    ),
+    "matching.matches": frozenset(
+        {Role.broker, Role.city_admin, Role.district_admin, Role.township_officer}
+    ),
+    "recommendation.view": frozenset(
+        {
+            Role.broker,
+            Role.employer,
+            Role.agency,
+            Role.city_admin,
+            Role.district_admin,
+            Role.township_officer,
+        }
+    ),
+    "recommendation.create": frozenset({Role.broker}),
+    "recommendation.decide": frozenset({Role.employer, Role.agency}),
+    "recommendation.confirm": frozenset({Role.broker}),
+    "placement.report_wage": frozenset({Role.broker}),
+    "organization.standing": frozenset(
+        {Role.broker, Role.city_admin, Role.district_admin, Role.township_officer}
+    ),
 }
 
 

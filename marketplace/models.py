@@ -7,11 +7,19 @@ from marketplace.events import OutboxDelivery, OutboxEvent
 from marketplace.jobs.models import Job
 from marketplace.notifications.models import Notification
 from marketplace.organizations.models import AgencyAuthorization, Organization, OrganizationMember
+from marketplace.placements.models import (
+    ArrearsCase,
+    Placement,
+    Recommendation,
+    WageReport,
+    WorkerOccupation,
+)
 from marketplace.regions.models import Region
 from marketplace.workers.models import DuplicateDismissal, Worker, WorkerChange
 
 __all__ = [
     "AgencyAuthorization",
+    "ArrearsCase",
     "AuditEntry",
     "AuditHead",
     "AuthSession",
@@ -24,8 +32,12 @@ __all__ = [
     "OrganizationMember",
     "OutboxDelivery",
     "OutboxEvent",
+    "Placement",
+    "Recommendation",
     "Region",
     "User",
+    "WageReport",
     "Worker",
     "WorkerChange",
+    "WorkerOccupation",
 ]
