@@ -19,11 +19,17 @@ from litestar.types import ControllerRouterHandler
 
 from marketplace.db import create_engine, session_factory
 from marketplace.dispatcher import drain
+from matching.search import open_backend as open_search
 from web.api.audit import AuditController
 from web.api.auth import AuthController, MeController
 from web.api.health import healthz, readyz
+from web.api.matching import MatchingController
+from web.api.jobs import JobsController
 from web.api.notifications import NotificationsController
+from web.api.recommendations import PlacementsController, RecommendationsController
+from web.api.organizations import OrganizationsController
 from web.api.regions import RegionsController
+from web.api.search import SearchController
 from web.api.users import UsersController
 from web.api.workers import WorkersController
 from web.auth import AuthMiddleware
@@ -46,6 +52,12 @@ API_ROUTES: list[ControllerRouterHandler] = [
     AuditController,
     NotificationsController,
     WorkersController,
+    MatchingController,
+    RecommendationsController,
+    PlacementsController,
+    OrganizationsController,
+    JobsController,
+    SearchController,
     healthz,
     readyz,
 ]
@@ -66,13 +78,17 @@ async def _outbox_loop(app: Litestar, wakeup: asyncio.Event, interval: float) ->
 
 def create_app(settings: Settings) -> Litestar:
     engine = create_engine(settings.db.url, echo=settings.db.echo, pooled=settings.db.pooled)
+    search = open_search(
+        url=settings.search.url, api_key=settings.search.api_key, var_dir=settings.var_dir
+    )
     state = State(
         {
             "settings": settings,
             "engine": engine,
             "sessions": session_factory(engine),
             "cipher": settings.security.cipher(),
-            "registry": build_registry(),
+            "registry": build_registry(search=search),
+            "search": search,
         }
     )
 
@@ -91,6 +107,7 @@ def create_app(settings: Settings) -> Litestar:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await engine.dispose()
+            await search.close()
 
     return Litestar(
         route_handlers=[

@@ -329,7 +329,7 @@ def worker(interval: float, once: bool) -> None:
     async def loop(settings: Settings) -> None:
         engine = create_engine(settings.db.url)
         factory = session_factory(engine)
-        registry = build_registry()
+        registry = build_registry(search=_search_backend(settings))
         try:
             while True:
                 try:
@@ -439,3 +439,50 @@ def workers_export(path: Path, village_code: str | None, broker_id: int | None) 
 
     rows = _run(run)
     click.echo(f"已导出 {rows} 条到 {path}")
+
+
+# --- search index -------------------------------------------------------------------
+
+
+def _search_backend(settings: Settings) -> Any:
+    from matching.search import open_backend
+
+    return open_backend(
+        url=settings.search.url, api_key=settings.search.api_key, var_dir=settings.var_dir
+    )
+
+
+@main.group("index")
+def index_group() -> None:
+    """搜索索引。"""
+
+
+@index_group.command("rebuild")
+@click.option(
+    "--only", type=click.Choice(["workers", "jobs"]), default=None, help="只重建其中一个索引"
+)
+@friendly
+def index_rebuild(only: str | None) -> None:
+    """从数据库重建搜索索引（劳动者、岗位）；重建完成前搜索仍用旧索引。"""
+    from matching.search import sync
+
+    async def run(settings: Settings) -> list[tuple[str, int, float]]:
+        engine = create_engine(settings.db.url)
+        backend = _search_backend(settings)
+        done: list[tuple[str, int, float]] = []
+        try:
+            for name, rebuild in (("workers", sync.rebuild_workers), ("jobs", sync.rebuild_jobs)):
+                if only not in (None, name):
+                    continue
+                started = time.perf_counter()
+                async with session_factory(engine)() as session:
+                    count = await rebuild(session, backend)
+                done.append((name, count, time.perf_counter() - started))
+        finally:
+            await backend.close()
+            await engine.dispose()
+        return done
+
+    labels = {"workers": "劳动者", "jobs": "岗位"}
+    for name, count, seconds in _run(run):
+        click.echo(f"{labels[name]}索引已重建：{count} 条（{seconds:.1f} 秒）")

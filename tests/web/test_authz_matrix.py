@@ -397,6 +397,13 @@ API_RULES: dict[tuple[str, str], Rule] = {
                    other=                             (200, 403, 403, 403, 403, 403, 403, 403, 403),
         query=lambda s, scope: {"village_code": s.village[scope], "format": "csv"},
     ),
+    # Search (docs/search.md): workers as the register list; published jobs, anyone signed in.
+    ("GET", "/api/v1/workers/search"): Rule(
+        anon=401, own=                                (200, 200, 200, 403, 200, 403, 403, 403, 403),
+                   other=                             (200, 403, 403, 403, 403, 403, 403, 403, 403),
+        query=lambda s, scope: {"village_code": s.village[scope], "q": "新登记"},
+    ),
+    ("GET", "/api/v1/jobs/search"): Rule(anon=401, own=every(200), query=lambda _, __: {"q": "焊工"}),
     # Last: the broker's call deletes the own record.
     ("DELETE", "/api/v1/workers/{worker_id:int}"): Rule(
         anon=401, own=                                (403, 403, 403, 403, 204, 403, 403, 403, 403),
