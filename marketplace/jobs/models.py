@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import JSON, Index, Text
 from sqlmodel import Field, SQLModel
 
 from marketplace.clock import utcnow
 from marketplace.db import UTCDateTime
+from marketplace.workers.models import WageUnit
 
 
 class JobStatus(StrEnum):
@@ -91,3 +92,113 @@ class Job(SQLModel, table=True):
     closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+# --- request and response schemas ------------------------------------------------------
+
+
+class FlagPublic(SQLModel):
+    code: str
+    message: str
+    blocking: bool = False
+
+
+class JobCreate(SQLModel):
+    """The job as item 10 of the issue specifies it, plus pay day and placement fee.
+    ``organization_id`` is the employer; an agency account posts for an employer that
+    authorised it (or for itself)."""
+
+    organization_id: int = Field(ge=1, le=2_147_483_647)
+    title: str = Field(min_length=2, max_length=60)
+    description: str = Field(default="", max_length=5000)
+    occupation_code: str | None = Field(default=None, max_length=32)
+    headcount: int = Field(ge=1, le=10_000)
+    wage_min_fen: int = Field(ge=0, le=100_000_000)
+    wage_max_fen: int = Field(ge=0, le=100_000_000)
+    wage_unit: WageUnit
+    pay_day: int | None = Field(default=None, ge=1, le=31)
+    work_region_code: str = Field(max_length=12)
+    work_location_text: str | None = Field(default=None, max_length=100)
+    address: str | None = Field(default=None, max_length=200)
+    starts_on: date
+    ends_on: date | None = None
+    certificates_required: list[str] = Field(default_factory=list, max_length=10)
+    age_min: int | None = Field(default=None, ge=0, le=100)
+    age_max: int | None = Field(default=None, ge=0, le=100)
+    board: bool = False
+    lodging: bool = False
+    social_insurance: bool = False
+    contact: str | None = Field(default=None, max_length=100)
+    fee_fixed_fen: int | None = Field(default=None, ge=0, le=100_000_000)
+    fee_share_bp: int | None = Field(default=None, ge=0, le=10_000)
+
+
+class JobUpdate(SQLModel):
+    """Every field optional; only those sent change. ``status`` closes a published job
+    or marks it filled."""
+
+    title: str | None = Field(default=None, min_length=2, max_length=60)
+    description: str | None = Field(default=None, max_length=5000)
+    occupation_code: str | None = Field(default=None, max_length=32)
+    headcount: int | None = Field(default=None, ge=1, le=10_000)
+    wage_min_fen: int | None = Field(default=None, ge=0, le=100_000_000)
+    wage_max_fen: int | None = Field(default=None, ge=0, le=100_000_000)
+    wage_unit: WageUnit | None = None
+    pay_day: int | None = Field(default=None, ge=1, le=31)
+    work_region_code: str | None = Field(default=None, max_length=12)
+    work_location_text: str | None = Field(default=None, max_length=100)
+    address: str | None = Field(default=None, max_length=200)
+    starts_on: date | None = None
+    ends_on: date | None = None
+    certificates_required: list[str] | None = Field(default=None, max_length=10)
+    age_min: int | None = Field(default=None, ge=0, le=100)
+    age_max: int | None = Field(default=None, ge=0, le=100)
+    board: bool | None = None
+    lodging: bool | None = None
+    social_insurance: bool | None = None
+    contact: str | None = Field(default=None, max_length=100)
+    fee_fixed_fen: int | None = Field(default=None, ge=0, le=100_000_000)
+    fee_share_bp: int | None = Field(default=None, ge=0, le=10_000)
+    status: Literal["filled", "closed"] | None = None
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class ReviewRequest(SQLModel):
+    approve: bool
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class JobPublic(SQLModel):
+    id: int
+    organization_id: int
+    agency_id: int | None
+    title: str
+    description: str
+    occupation_code: str | None
+    headcount: int
+    wage_min_fen: int
+    wage_max_fen: int
+    wage_unit: str
+    pay_day: int | None
+    work_region_code: str
+    work_location_text: str | None
+    address: str | None
+    starts_on: date
+    ends_on: date | None
+    certificates_required: list[str]
+    age_min: int | None
+    age_max: int | None
+    board: bool
+    lodging: bool
+    social_insurance: bool
+    contact: str | None
+    fee_fixed_fen: int | None
+    fee_share_bp: int | None
+    status: str
+    status_reason: str | None
+    flags: list[FlagPublic]
+    review_district_code: str
+    submitted_at: datetime | None
+    published_at: datetime | None
+    created_at: datetime
+    updated_at: datetime

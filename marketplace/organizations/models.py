@@ -88,3 +88,70 @@ class AgencyAuthorization(SQLModel, table=True):
     recorded_by: int | None = Field(default=None, foreign_key="user_account.id")
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+# --- request and response schemas ------------------------------------------------------
+
+
+class OrganizationCreate(SQLModel):
+    kind: OrganizationKind
+    name: str = Field(min_length=2, max_length=100)
+    credit_code: str = Field(max_length=32)
+    contact_name: str = Field(min_length=1, max_length=32)
+    contact_phone: str = Field(max_length=32)
+    address: str = Field(min_length=2, max_length=200)
+    licence_no: str | None = Field(default=None, max_length=64)
+    # Defaults to the caller's own region (an employer account's district).
+    region_code: str | None = Field(default=None, max_length=12)
+
+
+class OrganizationPublic(SQLModel):
+    id: int
+    kind: str
+    name: str
+    credit_code: str
+    contact_name: str
+    contact_phone: str
+    address: str
+    licence_no: str | None
+    region_code: str
+    status: str
+    status_reason: str | None
+    verified_at: datetime | None
+    created_at: datetime
+
+
+class VerifyRequest(SQLModel):
+    approve: bool
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class MemberAdd(SQLModel):
+    user_id: int = Field(ge=1, le=2_147_483_647)
+
+
+class MemberPublic(SQLModel):
+    organization_id: int
+    user_id: int
+    username: str
+    display_name: str
+    role: str
+    created_at: datetime
+
+
+class AuthorizationCreate(SQLModel):
+    agency_id: int = Field(ge=1, le=2_147_483_647)
+    document_ref: str = Field(min_length=2, max_length=100)
+    valid_from: date
+    valid_until: date
+
+
+class AuthorizationPublic(SQLModel):
+    id: int
+    employer_id: int
+    agency_id: int
+    document_ref: str
+    valid_from: date
+    valid_until: date
+    revoked_at: datetime | None
+    created_at: datetime
