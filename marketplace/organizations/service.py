@@ -457,6 +457,8 @@ async def authorizations(
     *, session: AsyncSession, actor: Actor, organization_id: int
 ) -> list[AgencyAuthorization]:
     org = await get(session, actor, organization_id)
+    if actor.role not in ORG_ROLES and not actor.is_system:
+        require(actor, "organization.manage_members", region_code=org.region_code)
     rows = await session.execute(
         select(AgencyAuthorization)
         .where(

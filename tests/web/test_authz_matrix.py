@@ -46,6 +46,8 @@ from marketplace.workers import service as worker_service
 from marketplace.workers.identity import check_char
 from marketplace.workers.models import WorkerCreate
 from tests.conftest import WUXI, YUZHONG
+from tests.web.jobs_matrix_scene import JobsScene, make_jobs_scene
+from tests.web.jobs_matrix_scene import of as jobs_of
 from web.app import create_app
 from web.settings import DatabaseSettings, SecuritySettings, Settings
 
@@ -101,6 +103,8 @@ class Scene:
     # Worker records: one (plus a spare to merge or dismiss with) in each village.
     worker: dict[str, int] = field(default_factory=dict)
     spare_worker: dict[str, int] = field(default_factory=dict)
+    # Organisations and jobs (tests/web/jobs_matrix_scene.py).
+    jobs: JobsScene | None = None
 
 
 async def _first_child(session: AsyncSession, parent: str) -> str:
@@ -202,6 +206,16 @@ async def build_scene(
             cookie=await mint_token(sessions, account.id, "cookie"),
             notification_id=note.id,
         )
+    scene.jobs = await make_jobs_scene(
+        sessions,
+        scene.district,
+        scene.callers[Role.employer].user_id,
+        scene.callers[Role.agency].user_id,
+        {
+            scope: (await make_account("employer", code)).id
+            for scope, code in scene.district.items()
+        },
+    )
     return scene
 
 
@@ -404,6 +418,77 @@ API_RULES: dict[tuple[str, str], Rule] = {
         query=lambda s, scope: {"village_code": s.village[scope], "q": "新登记"},
     ),
     ("GET", "/api/v1/jobs/search"): Rule(anon=401, own=every(200), query=lambda _, __: {"q": "焊工"}),
+    # Organisations (docs/jobs.md): officers read their region (a township officer sees
+    # none registered at district level), brokers the verified ones, organisation
+    # accounts their own and their partners; out of reach is 404. The employer caller
+    # belongs to the own employer, the agency caller to an agency it authorised.
+    ("POST", "/api/v1/organizations"): Rule(
+        anon=401, own=                                (201, 201, 403, 403, 403, 409, 201, 403, 403),
+                   other=                             (201, 403, 403, 403, 403, 409, 403, 403, 403),
+        body=lambda s, scope, n: jobs_of(s).new_organization(scope, n),
+    ),
+    ("GET", "/api/v1/organizations"): Rule(
+        anon=401, own=every(200),
+                   other=                             (200, 403, 403, 403, 200, 200, 200, 403, 403),
+        query=lambda s, scope: {"region_code": s.district[scope]},
+    ),
+    ("GET", "/api/v1/organizations/{organization_id:int}"): Rule(
+        anon=401, own=                                (200, 200, 404, 404, 200, 200, 200, 200, 200),
+                   other=                             (200, 404, 404, 404, 200, 404, 404, 404, 404),
+    ),
+    # A pending organisation: the city admin refuses it first, so the district admin
+    # finds it no longer pending (409).
+    ("POST", "/api/v1/organizations/{organization_id:int}/verify"): Rule(
+        anon=401, own=                                (200, 409, 404, 404, 404, 404, 404, 403, 403),
+                   other=                             (200, 404, 404, 404, 404, 404, 404, 404, 404),
+        body=lambda _, __, ___: {"approve": False, "reason": "矩阵：证照不清"},
+    ),
+    ("GET", "/api/v1/organizations/{organization_id:int}/members"): Rule(
+        anon=401, own=                                (200, 200, 404, 404, 403, 200, 403, 403, 403),
+                   other=                             (200, 404, 404, 404, 403, 404, 404, 404, 404),
+    ),
+    ("POST", "/api/v1/organizations/{organization_id:int}/members"): Rule(
+        anon=401, own=                                (201, 201, 404, 404, 403, 403, 403, 403, 403),
+                   other=                             (201, 404, 404, 404, 403, 404, 404, 404, 404),
+        body=lambda s, scope, _: {"user_id": jobs_of(s).spare_employer[scope]},
+    ),
+    ("GET", "/api/v1/organizations/{organization_id:int}/authorizations"): Rule(
+        anon=401, own=                                (200, 200, 404, 404, 403, 200, 200, 403, 403),
+                   other=                             (200, 404, 404, 404, 403, 404, 404, 404, 404),
+    ),
+    ("POST", "/api/v1/organizations/{organization_id:int}/authorizations"): Rule(
+        anon=401, own=                                (201, 201, 404, 404, 403, 201, 403, 403, 403),
+                   other=                             (201, 404, 404, 404, 403, 404, 404, 404, 404),
+        body=lambda s, _, n: jobs_of(s).new_authorization(n),
+    ),
+    # Jobs: organisations post (an agency may draft for any employer; submitting needs
+    # the authorisation); published jobs are read by everyone signed in; drafts only by
+    # their organisation; the work district's admin reviews.
+    ("POST", "/api/v1/jobs"): Rule(
+        anon=401, own=only(201, {Role.employer, Role.agency}),
+                   other=only(201, {Role.agency}),
+        body=lambda s, scope, n: jobs_of(s).new_job(scope, n),
+    ),
+    ("GET", "/api/v1/jobs"): Rule(
+        anon=401, own=every(200), other=every(200),
+        query=lambda s, scope: {"region_code": s.district[scope]},
+    ),
+    ("GET", "/api/v1/jobs/{job_id:int}"): Rule(anon=401, own=every(200), other=every(200)),
+    ("PATCH", "/api/v1/jobs/{job_id:int}"): Rule(
+        anon=401, own=only(200, {Role.employer}), other=every(403),
+        body=lambda _, __, n: {"headcount": 3 + n},
+    ),
+    # A draft: seen (and submitted) only by its employer.
+    ("POST", "/api/v1/jobs/{job_id:int}/submit"): Rule(
+        anon=401, own=only(200, {Role.employer}, otherwise=404), other=every(404),
+    ),
+    # Waiting for review: the city admin publishes it first, so the district admin
+    # finds it already published (409).
+    ("POST", "/api/v1/jobs/{job_id:int}/review"): Rule(
+        anon=401, own=                                (200, 409, 403, 403, 403, 403, 403, 403, 403),
+                   other=                             (200, 403, 403, 403, 403, 403, 403, 403, 403),
+        body=lambda _, __, ___: {"approve": True},
+    ),
     # Last: the broker's call deletes the own record.
     ("DELETE", "/api/v1/workers/{worker_id:int}"): Rule(
         anon=401, own=                                (403, 403, 403, 403, 204, 403, 403, 403, 403),
@@ -518,6 +603,8 @@ def _fill(path: str, scene: Scene, caller: Caller | None, scope: str) -> str:
             caller.notification_id if caller and scope == OWN else scene.other_notification
         ),
     }
+    if scene.jobs is not None:
+        values.update(scene.jobs.path_values(path, scope))
     for placeholder, value in values.items():
         path = path.replace(placeholder, value)
     assert "{" not in path, f"no sample value for a path parameter in {path}; extend _fill"
@@ -654,6 +741,8 @@ async def test_expired_session_is_anonymous_everywhere(
             path.replace("{code:str}", YUZHONG)
             .replace("{user_id:int}", "1")
             .replace("{notification_id:int}", "1")
+            .replace("{organization_id:int}", "1")
+            .replace("{job_id:int}", "1")
             .replace("{worker_id:int}", "1"),
             headers={"Authorization": f"Bearer {token}"},
             json={} if method != "GET" else None,
