@@ -138,7 +138,7 @@ def _normalise(text: str) -> Occupation | None:
 
 
 @lru_cache(maxsize=50_000)
-def _skill_keys(skill: str) -> tuple[tuple[str, str], ...]:
+def skill_keys(skill: str) -> tuple[tuple[str, str], ...]:
     """(occupation key, the skill text) for every occupation a skill names."""
     return tuple((m.key, skill) for m in default_normalizer().extract(skill))
 
@@ -157,7 +157,7 @@ def occupation(
     if wanted.key in worker.occupation_codes:
         return _c("occupation", 100, f"登记工种就是{wanted.name}")
     for skill in worker.skills:
-        for key, text in _skill_keys(skill):
+        for key, text in skill_keys(skill):
             if key == wanted.key:
                 return _c("occupation", 90, f"技能“{text}”即{wanted.name}")
     own = [o for o in (tax.get(k) for k in worker.occupation_codes) if o is not None]

@@ -24,6 +24,7 @@ from marketplace.regions.models import Region
 from marketplace.workers import service as workers
 from marketplace.workers.models import WorkerCreate
 from marketplace.workers.scope import broker_of
+from matching.normalize import TaxonomyOccupationMapper
 from tests.conftest import WUXI, YUZHONG
 from tests.marketplace.test_workers_rules import make_id
 
@@ -151,6 +152,7 @@ async def build(
                     consent_to_recommend=consent,
                     consent_method="书面" if consent else None,
                 ),
+                occupations=TaxonomyOccupationMapper(),
             )
             assert worker.id is not None
             ids.append(worker.id)
@@ -174,5 +176,12 @@ async def build(
         job_id=job_id,
         worker_id=ids[0],
         silent_worker_id=ids[1],
-        accounts={"a": a, "b": b, "far": far, "employer": employer, "other_employer": other_employer, "officer": officer},
+        accounts={
+            "a": a,
+            "b": b,
+            "far": far,
+            "employer": employer,
+            "other_employer": other_employer,
+            "officer": officer,
+        },
     )
