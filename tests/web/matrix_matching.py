@@ -8,7 +8,9 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from marketplace.access import Role
 from marketplace.accounts import service as accounts
@@ -26,6 +28,17 @@ from matching.normalize import TaxonomyOccupationMapper
 
 
 async def _org(session: AsyncSession, kind: str, region: str, n: int, member: int | None) -> int:
+    """The member's organisation (an account belongs to one), else a new one."""
+    if member is not None:
+        existing = (
+            await session.execute(
+                select(col(OrganizationMember.organization_id)).where(
+                    col(OrganizationMember.user_id) == member
+                )
+            )
+        ).scalar_one_or_none()
+        if existing is not None:
+            return int(existing)
     org = Organization(
         kind=kind,
         name=f"矩阵{kind}{n}",
@@ -138,3 +151,15 @@ async def add_matching(scene: Any, cipher: DataCipher, make_id: Any) -> None:
             scene.match_worker[scope] = made[0]
             scene.recommendation[scope] = pending.id
             scene.placement[scope] = placement.id
+
+
+def matching_values(path: str, scene: Any, scope: str) -> dict[str, str]:
+    """Path values for the matching routes; a job's candidates are those of this scene's
+    job (the jobs scene picks its own job for the other job routes)."""
+    values = {}
+    if scene.recommendation:
+        values["{recommendation_id:int}"] = str(scene.recommendation[scope])
+        values["{placement_id:int}"] = str(scene.placement[scope])
+        if path.endswith("/candidates"):
+            values["{job_id:int}"] = str(scene.job[scope])
+    return values

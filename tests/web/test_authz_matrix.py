@@ -46,7 +46,9 @@ from marketplace.workers import service as worker_service
 from marketplace.workers.identity import check_char
 from marketplace.workers.models import WorkerCreate
 from tests.conftest import WUXI, YUZHONG
-from tests.web.matrix_matching import add_matching
+from tests.web.jobs_matrix_scene import JobsScene, make_jobs_scene
+from tests.web.jobs_matrix_scene import of as jobs_of
+from tests.web.matrix_matching import add_matching, matching_values
 from web.app import create_app
 from web.settings import DatabaseSettings, SecuritySettings, Settings
 
@@ -102,6 +104,8 @@ class Scene:
     # Worker records: one (plus a spare to merge or dismiss with) in each village.
     worker: dict[str, int] = field(default_factory=dict)
     spare_worker: dict[str, int] = field(default_factory=dict)
+    # Organisations and jobs (tests/web/jobs_matrix_scene.py).
+    jobs: JobsScene | None = None
     # Matching (docs/matching.md): a published job, a consenting worker to recommend,
     # a pending recommendation and a placement per scope (tests/web/matrix_matching.py).
     job: dict[str, int] = field(default_factory=dict)
@@ -209,6 +213,16 @@ async def build_scene(
             cookie=await mint_token(sessions, account.id, "cookie"),
             notification_id=note.id,
         )
+    scene.jobs = await make_jobs_scene(
+        sessions,
+        scene.district,
+        scene.callers[Role.employer].user_id,
+        scene.callers[Role.agency].user_id,
+        {
+            scope: (await make_account("employer", code)).id
+            for scope, code in scene.district.items()
+        },
+    )
     await add_matching(scene, client.app.state.cipher, _matrix_id)
     return scene
 
@@ -412,6 +426,77 @@ API_RULES: dict[tuple[str, str], Rule] = {
         query=lambda s, scope: {"village_code": s.village[scope], "q": "新登记"},
     ),
     ("GET", "/api/v1/jobs/search"): Rule(anon=401, own=every(200), query=lambda _, __: {"q": "焊工"}),
+    # Organisations (docs/jobs.md): officers read their region (a township officer sees
+    # none registered at district level), brokers the verified ones, organisation
+    # accounts their own and their partners; out of reach is 404. The employer caller
+    # belongs to the own employer, the agency caller to an agency it authorised.
+    ("POST", "/api/v1/organizations"): Rule(
+        anon=401, own=                                (201, 201, 403, 403, 403, 409, 201, 403, 403),
+                   other=                             (201, 403, 403, 403, 403, 409, 403, 403, 403),
+        body=lambda s, scope, n: jobs_of(s).new_organization(scope, n),
+    ),
+    ("GET", "/api/v1/organizations"): Rule(
+        anon=401, own=every(200),
+                   other=                             (200, 403, 403, 403, 200, 200, 200, 403, 403),
+        query=lambda s, scope: {"region_code": s.district[scope]},
+    ),
+    ("GET", "/api/v1/organizations/{organization_id:int}"): Rule(
+        anon=401, own=                                (200, 200, 404, 404, 200, 200, 200, 200, 200),
+                   other=                             (200, 404, 404, 404, 200, 404, 404, 404, 404),
+    ),
+    # A pending organisation: the city admin refuses it first, so the district admin
+    # finds it no longer pending (409).
+    ("POST", "/api/v1/organizations/{organization_id:int}/verify"): Rule(
+        anon=401, own=                                (200, 409, 404, 404, 404, 404, 404, 403, 403),
+                   other=                             (200, 404, 404, 404, 404, 404, 404, 404, 404),
+        body=lambda _, __, ___: {"approve": False, "reason": "矩阵：证照不清"},
+    ),
+    ("GET", "/api/v1/organizations/{organization_id:int}/members"): Rule(
+        anon=401, own=                                (200, 200, 404, 404, 403, 200, 403, 403, 403),
+                   other=                             (200, 404, 404, 404, 403, 404, 404, 404, 404),
+    ),
+    ("POST", "/api/v1/organizations/{organization_id:int}/members"): Rule(
+        anon=401, own=                                (201, 201, 404, 404, 403, 403, 403, 403, 403),
+                   other=                             (201, 404, 404, 404, 403, 404, 404, 404, 404),
+        body=lambda s, scope, _: {"user_id": jobs_of(s).spare_employer[scope]},
+    ),
+    ("GET", "/api/v1/organizations/{organization_id:int}/authorizations"): Rule(
+        anon=401, own=                                (200, 200, 404, 404, 403, 200, 200, 403, 403),
+                   other=                             (200, 404, 404, 404, 403, 404, 404, 404, 404),
+    ),
+    ("POST", "/api/v1/organizations/{organization_id:int}/authorizations"): Rule(
+        anon=401, own=                                (201, 201, 404, 404, 403, 201, 403, 403, 403),
+                   other=                             (201, 404, 404, 404, 403, 404, 404, 404, 404),
+        body=lambda s, _, n: jobs_of(s).new_authorization(n),
+    ),
+    # Jobs: organisations post (an agency may draft for any employer; submitting needs
+    # the authorisation); published jobs are read by everyone signed in; drafts only by
+    # their organisation; the work district's admin reviews.
+    ("POST", "/api/v1/jobs"): Rule(
+        anon=401, own=only(201, {Role.employer, Role.agency}),
+                   other=only(201, {Role.agency}),
+        body=lambda s, scope, n: jobs_of(s).new_job(scope, n),
+    ),
+    ("GET", "/api/v1/jobs"): Rule(
+        anon=401, own=every(200), other=every(200),
+        query=lambda s, scope: {"region_code": s.district[scope]},
+    ),
+    ("GET", "/api/v1/jobs/{job_id:int}"): Rule(anon=401, own=every(200), other=every(200)),
+    ("PATCH", "/api/v1/jobs/{job_id:int}"): Rule(
+        anon=401, own=only(200, {Role.employer}), other=every(403),
+        body=lambda _, __, n: {"headcount": 3 + n},
+    ),
+    # A draft: seen (and submitted) only by its employer.
+    ("POST", "/api/v1/jobs/{job_id:int}/submit"): Rule(
+        anon=401, own=only(200, {Role.employer}, otherwise=404), other=every(404),
+    ),
+    # Waiting for review: the city admin publishes it first, so the district admin
+    # finds it already published (409).
+    ("POST", "/api/v1/jobs/{job_id:int}/review"): Rule(
+        anon=401, own=                                (200, 409, 403, 403, 403, 403, 403, 403, 403),
+                   other=                             (200, 403, 403, 403, 403, 403, 403, 403, 403),
+        body=lambda _, __, ___: {"approve": True},
+    ),
     # Matching and recommendations (docs/matching.md). Candidates: the caller's own
     # workers (officers their region, brokers their villages), employers only for their
     # jobs; a worker's matches as the register. A recommendation is the broker's and the
@@ -565,10 +650,10 @@ def _fill(path: str, scene: Scene, caller: Caller | None, scope: str) -> str:
         "{notification_id:int}": str(
             caller.notification_id if caller and scope == OWN else scene.other_notification
         ),
-        "{job_id:int}": str(scene.job[scope]),
-        "{recommendation_id:int}": str(scene.recommendation[scope]),
-        "{placement_id:int}": str(scene.placement[scope]),
     }
+    if scene.jobs is not None:
+        values.update(scene.jobs.path_values(path, scope))
+    values.update(matching_values(path, scene, scope))
     for placeholder, value in values.items():
         path = path.replace(placeholder, value)
     assert "{" not in path, f"no sample value for a path parameter in {path}; extend _fill"
@@ -705,8 +790,9 @@ async def test_expired_session_is_anonymous_everywhere(
             path.replace("{code:str}", YUZHONG)
             .replace("{user_id:int}", "1")
             .replace("{notification_id:int}", "1")
-            .replace("{worker_id:int}", "1")
+            .replace("{organization_id:int}", "1")
             .replace("{job_id:int}", "1")
+            .replace("{worker_id:int}", "1")
             .replace("{recommendation_id:int}", "1")
             .replace("{placement_id:int}", "1"),
             headers={"Authorization": f"Bearer {token}"},
