@@ -324,16 +324,19 @@ def serve(host: str, port: int, workers: int) -> None:
 def worker(interval: float, once: bool) -> None:
     """单独运行事件分发（outbox）进程。"""
     from marketplace.dispatcher import drain
+    from marketplace.jobs.service import DailyExpiry
     from web.wiring import build_registry
 
     async def loop(settings: Settings) -> None:
         engine = create_engine(settings.db.url)
         factory = session_factory(engine)
         registry = build_registry(search=_search_backend(settings))
+        expiry = DailyExpiry()  # jobs past their end date, once a day
         try:
             while True:
                 try:
                     report = await drain(factory, registry)
+                    await expiry.tick(factory)
                 except Exception as exc:
                     if once:
                         raise
@@ -349,6 +352,40 @@ def worker(interval: float, once: bool) -> None:
             await engine.dispose()
 
     _run(loop)
+
+
+# --- jobs -----------------------------------------------------------------------------
+
+
+@main.group("jobs")
+def jobs_group() -> None:
+    """岗位。"""
+
+
+@jobs_group.command("expire")
+@click.option(
+    "--today",
+    "on",
+    default=None,
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="按此日期判断，默认今天（北京时间）",
+)
+@friendly
+def jobs_expire(on: Any) -> None:
+    """把结束日期已过的岗位标为已过期；可重复运行，已过期的不再处理。"""
+    from marketplace.jobs import service as jobs
+
+    day = on.date() if on is not None else jobs.today_local()
+
+    async def run(settings: Settings) -> int:
+        engine = create_engine(settings.db.url)
+        try:
+            async with unit_of_work(session_factory(engine)) as session:
+                return await jobs.expire_due(session, day)
+        finally:
+            await engine.dispose()
+
+    click.echo(f"已过期岗位：{_run(run)} 个（{day.isoformat()}）")
 
 
 # --- workers ----------------------------------------------------------------------

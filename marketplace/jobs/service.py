@@ -14,13 +14,14 @@ from datetime import date
 from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from marketplace import audit
 from marketplace.access import SYSTEM, Actor, Role, require
 from marketplace.accounts.models import User
 from marketplace.clock import local, utcnow
+from marketplace.db import unit_of_work
 from marketplace.errors import Conflict, Forbidden, Invalid, NotFound
 from marketplace.events import emit
 from marketplace.jobs import rules, scope
@@ -528,3 +529,21 @@ async def expire_due(session: AsyncSession, today: date) -> int:
         )
     await session.flush()
     return len(jobs)
+
+
+class DailyExpiry:
+    """Runs ``expire_due`` at most once per local day from a loop that ticks often
+    (the outbox worker, the in-process outbox loop). A missed day is caught up on the
+    next tick, since ``expire_due`` takes every job past its end date."""
+
+    def __init__(self) -> None:
+        self.done_for: date | None = None
+
+    async def tick(self, factory: async_sessionmaker[AsyncSession]) -> int:
+        today = today_local()
+        if self.done_for == today:
+            return 0
+        async with unit_of_work(factory) as session:
+            count = await expire_due(session, today)
+        self.done_for = today
+        return count
