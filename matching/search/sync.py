@@ -32,18 +32,84 @@ Handler = Callable[[AsyncSession, OutboxEvent], Coroutine[Any, Any, None]]
 REBUILD_BATCH = 5000
 
 
-async def _apply(
-    backend: SearchBackend,
-    spec: IndexSpec,
-    ids: Sequence[int],
-    docs: list[SearchDoc],
-) -> None:
-    found = {d.id for d in docs}
-    await backend.upsert(spec, docs)
-    await backend.delete(spec, [i for i in ids if i not in found])
+GONE = 0  # fingerprint of a document that is not in the index
+LOOKAHEAD = 1000  # pending events of the same kind indexed in one commit
+MEMORY = 1_000_000  # fingerprints kept before forgetting them all
 
 
-async def index_workers(session: AsyncSession, backend: SearchBackend, ids: Sequence[int]) -> None:
+def fingerprint(doc: SearchDoc) -> int:
+    return (
+        hash(
+            (
+                doc.text,
+                tuple(sorted((k, tuple(v)) for k, v in doc.keywords.items())),
+                tuple(sorted(doc.numbers.items())),
+            )
+        )
+        or 1
+    )
+
+
+class IndexSync:
+    """The outbox handlers. Each event re-reads its row; to keep up with bursts (an
+    import emits one ``worker.changed`` per row) a handler also indexes the rows of up
+    to ``LOOKAHEAD`` later pending events of the same kind in the same commit, and
+    remembers what it committed, so those events, when delivered, find their document
+    already current and write nothing. Every event still checks its own row, so
+    at-least-once delivery keeps the index right."""
+
+    def __init__(self, backend: SearchBackend) -> None:
+        self.backend = backend
+        self.committed: dict[tuple[str, int], int] = {}
+
+    async def _pending(self, session: AsyncSession, event: OutboxEvent, key: str) -> list[int]:
+        payloads = await session.execute(
+            select(col(OutboxEvent.payload))
+            .where(
+                col(OutboxEvent.name) == event.name,
+                col(OutboxEvent.processed_at).is_(None),
+                col(OutboxEvent.id) > event.id,
+            )
+            .order_by(col(OutboxEvent.id))
+            .limit(LOOKAHEAD)
+        )
+        return [int(p[key]) for p in payloads.scalars() if isinstance(p, dict) and key in p]
+
+    async def apply(self, spec: IndexSpec, ids: Sequence[int], docs: list[SearchDoc]) -> int:
+        """Write what differs from what this process last committed; returns the count."""
+        if len(self.committed) > MEMORY:
+            self.committed.clear()
+        found = {d.id: d for d in docs}
+        changed = [d for d in docs if self.committed.get((spec.name, d.id)) != fingerprint(d)]
+        gone = [
+            i
+            for i in dict.fromkeys(ids)
+            if i not in found and self.committed.get((spec.name, i)) != GONE
+        ]
+        await self.backend.upsert(spec, changed)
+        await self.backend.delete(spec, gone)
+        for d in changed:
+            self.committed[(spec.name, d.id)] = fingerprint(d)
+        for i in gone:
+            self.committed[(spec.name, i)] = GONE
+        return len(changed) + len(gone)
+
+    async def on_worker(self, session: AsyncSession, event: OutboxEvent) -> None:
+        first = int(event.payload["worker_id"])
+        ids = [first, *await self._pending(session, event, "worker_id")]
+        await self.apply(WORKERS, ids, await worker_documents(session, ids))
+
+    async def on_job(self, session: AsyncSession, event: OutboxEvent) -> None:
+        first = int(event.payload["job_id"])
+        ids = [first, *await self._pending(session, event, "job_id")]
+        await self.apply(JOBS, ids, await job_documents(session, ids))
+
+    def forget(self) -> None:
+        """After a rebuild the index holds exactly the database: nothing to remember."""
+        self.committed.clear()
+
+
+async def worker_documents(session: AsyncSession, ids: Sequence[int]) -> list[SearchDoc]:
     rows = (
         (await session.execute(select(*WORKER_COLUMNS).where(col(Worker.id).in_(ids))))
         .mappings()
@@ -53,31 +119,23 @@ async def index_workers(session: AsyncSession, backend: SearchBackend, ids: Sequ
     await names.load_regions(
         session, [r["hukou_village_code"] for r in rows] + [r["current_region_code"] for r in rows]
     )
-    docs = [d for r in rows if (d := worker_document(r, names)) is not None]
-    await _apply(backend, WORKERS, ids, docs)
+    return [d for r in rows if (d := worker_document(r, names)) is not None]
 
 
-async def index_jobs(session: AsyncSession, backend: SearchBackend, ids: Sequence[int]) -> None:
+async def job_documents(session: AsyncSession, ids: Sequence[int]) -> list[SearchDoc]:
     rows = (
         (await session.execute(select(*JOB_COLUMNS).where(col(Job.id).in_(ids)))).mappings().all()
     )
     names = Names()
     await names.load_regions(session, [r["work_region_code"] for r in rows])
     await names.load_organizations(session, [r["organization_id"] for r in rows])
-    docs = [d for r in rows if (d := job_document(r, names)) is not None]
-    await _apply(backend, JOBS, ids, docs)
+    return [d for r in rows if (d := job_document(r, names)) is not None]
 
 
 def handlers(backend: SearchBackend) -> dict[str, Handler]:
     """Outbox handlers by event name (docs/events.md)."""
-
-    async def on_worker(session: AsyncSession, event: OutboxEvent) -> None:
-        await index_workers(session, backend, [int(event.payload["worker_id"])])
-
-    async def on_job(session: AsyncSession, event: OutboxEvent) -> None:
-        await index_jobs(session, backend, [int(event.payload["job_id"])])
-
-    return {"worker.changed": on_worker, "job.changed": on_job}
+    sync = IndexSync(backend)
+    return {"worker.changed": sync.on_worker, "job.changed": sync.on_job}
 
 
 async def _stream(
