@@ -572,6 +572,9 @@ PAGE_RULES: dict[tuple[str, str], PageRule] = {
     ("POST", "/inbox"): PageRule(anon=403),
     ("GET", "/workers"): PageRule(anon=302),
     ("POST", "/workers"): PageRule(anon=403),
+    # Matching pages (docs/matching.md).
+    ("GET", "/matching"): PageRule(anon=302),
+    ("POST", "/matching"): PageRule(anon=403),
 }
 
 

@@ -6,6 +6,14 @@ from web.pages.audit import audit_page, audit_verify
 from web.pages.auth import login_page, login_submit, logout_submit, otp_submit
 from web.pages.home import home
 from web.pages.inbox import inbox_mark_all_read, inbox_mark_read, inbox_page
+from web.pages.matching import (
+    job_candidates,
+    matching_home,
+    recommend_submit,
+    status_submit,
+    wage_submit,
+    worker_matches,
+)
 from web.pages.regions import region_page, regions_root, set_population, village_row
 from web.pages.users import user_create, user_edit, user_new, user_update, users_page
 from web.pages.worker_import import import_page, import_template, import_upload
@@ -61,4 +69,10 @@ PAGE_ROUTES: list[ControllerRouterHandler] = [
     import_page,
     import_template,
     import_upload,
+    matching_home,
+    job_candidates,
+    worker_matches,
+    recommend_submit,
+    status_submit,
+    wage_submit,
 ]
