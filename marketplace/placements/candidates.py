@@ -68,31 +68,48 @@ async def on_worker_changed(session: AsyncSession, event: OutboxEvent) -> None:
 HANDLERS = {"worker.changed": on_worker_changed}
 
 
-async def rebuild(session: AsyncSession, *, batch: int = 5000) -> int:
-    """Every live worker's rows, from scratch; returns the number of rows."""
+async def rebuild(session: AsyncSession, *, batch: int = 20_000) -> int:
+    """Every live worker's rows, from scratch; returns the number of rows. Reads plain
+    columns (no ORM objects): a million workers take about a minute on SQLite."""
     await session.execute(delete(WorkerOccupation))
+    columns = (
+        col(Worker.id),
+        col(Worker.occupation_codes),
+        col(Worker.hukou_village_code),
+        col(Worker.consent_to_recommend),
+        col(Worker.last_verified_at),
+    )
     last, total = 0, 0
     while True:
-        workers = (
-            (
-                await session.execute(
-                    select(Worker)
-                    .where(col(Worker.id) > last, col(Worker.deleted_at).is_(None))
-                    .order_by(col(Worker.id))
-                    .limit(batch)
+        chunk = (
+            await session.execute(
+                select(*columns)
+                .where(
+                    col(Worker.id) > last,
+                    col(Worker.deleted_at).is_(None),
+                    col(Worker.employment_status) != EmploymentStatus.not_in_labour_force,
                 )
+                .order_by(col(Worker.id))
+                .limit(batch)
             )
-            .scalars()
-            .all()
-        )
-        if not workers:
+        ).all()
+        if not chunk:
             return total
-        rows = [row for worker in workers for row in _rows(worker)]
+        rows = [
+            {
+                "worker_id": worker_id,
+                "occupation_key": key,
+                "village_code": village,
+                "consent": bool(consent),
+                "verified_at": verified or NEVER,
+            }
+            for worker_id, keys, village, consent, verified in chunk
+            for key in dict.fromkeys(keys or [])
+        ]
         if rows:
             await session.execute(insert(WorkerOccupation), rows)
         total += len(rows)
-        last = workers[-1].id or last
-        session.expunge_all()
+        last = int(chunk[-1][0] or last)
 
 
 @dataclass(frozen=True)

@@ -15,16 +15,20 @@ from marketplace.access import Actor
 from marketplace.clock import utcnow
 from marketplace.crypto import DataCipher
 from marketplace.db import unit_of_work
+from marketplace.dispatcher import Registry, drain
 from marketplace.errors import Conflict, Forbidden, Invalid, NotFound
 from marketplace.events import OutboxEvent
-from marketplace.placements import followup, rate, service
+from marketplace.placements import candidates, followup, rate, service
 from marketplace.placements.models import (
     ArrearsCase,
     Recommendation,
     RecommendationCreate,
     StatusChange,
     WageReportCreate,
+    WorkerOccupation,
 )
+from marketplace.workers import service as workers
+from marketplace.workers.models import DeleteReason
 from tests.marketplace import placements_scene
 from tests.marketplace.placements_scene import Scene
 
@@ -336,3 +340,38 @@ async def test_match_rate_counts_a_later_hire_for_the_period_of_the_recommendati
         )
     assert (then.made, then.hired, then.rate) == (1, 1, 1.0)
     assert (now.made, now.hired, now.rate) == (0, 0, None)
+
+
+# --- the candidate prefilter ------------------------------------------------------------------
+
+
+async def _prefilter(s: Scene) -> set[tuple[int, str, bool]]:
+    async with s.sessions() as session:
+        rows = await session.execute(select(WorkerOccupation))
+        return {(r.worker_id, r.occupation_key, r.consent) for r in rows.scalars()}
+
+
+async def test_prefilter_follows_the_register_and_rebuilds_the_same(scene: Scene) -> None:
+    registry = Registry()
+    for name, handler in candidates.HANDLERS.items():
+        registry.subscribe(name, "candidates", handler)
+    await drain(scene.sessions, registry)
+    expected = {(scene.worker_id, "welder", True), (scene.silent_worker_id, "welder", False)}
+    assert await _prefilter(scene) == expected
+    async with unit_of_work(scene.sessions) as session:
+        await workers.delete_worker(
+            session=session,
+            actor=scene.broker_a,
+            worker_id=scene.silent_worker_id,
+            reason=DeleteReason.person_request,
+        )
+    await drain(scene.sessions, registry)
+    assert await _prefilter(scene) == {(scene.worker_id, "welder", True)}
+    async with unit_of_work(scene.sessions) as session:
+        assert await candidates.rebuild(session) == 1
+    assert await _prefilter(scene) == {(scene.worker_id, "welder", True)}
+    async with scene.sessions() as session:
+        pool = await candidates.pool(
+            session, candidates.PoolQuery(exact=["welder"], consent_only=True)
+        )
+    assert pool == [scene.worker_id]
