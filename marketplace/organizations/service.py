@@ -237,10 +237,8 @@ async def list_organizations(
     if visible is not None:
         where.append(col(Organization.id).in_(sorted(visible) or [0]))
     elif actor.role in _REGION_READERS and not actor.is_system:
-        if (
-            region_code
-            and not in_scope(actor, region_code)
-            and not region_code.startswith(actor.region_code)
+        if region_code and not (
+            region_code.startswith(actor.region_code) or actor.region_code.startswith(region_code)
         ):
             raise Forbidden(f"区划 {region_code} 不在您的管辖范围内", field="region_code")
         where.append(col(Organization.region_code).startswith(actor.region_code))

@@ -464,9 +464,11 @@ API_RULES: dict[tuple[str, str], Rule] = {
         anon=401, own=                                (200, 200, 404, 404, 403, 200, 200, 403, 403),
                    other=                             (200, 404, 404, 404, 403, 404, 404, 404, 404),
     ),
+    # The city admin records the other employer's authorisation of the agency first, so
+    # the agency then sees that employer (403, not 404).
     ("POST", "/api/v1/organizations/{organization_id:int}/authorizations"): Rule(
         anon=401, own=                                (201, 201, 404, 404, 403, 201, 403, 403, 403),
-                   other=                             (201, 404, 404, 404, 403, 404, 404, 404, 404),
+                   other=                             (201, 404, 404, 404, 403, 404, 403, 404, 404),
         body=lambda s, _, n: jobs_of(s).new_authorization(n),
     ),
     # Jobs: organisations post (an agency may draft for any employer; submitting needs
@@ -572,6 +574,10 @@ PAGE_RULES: dict[tuple[str, str], PageRule] = {
     ("POST", "/inbox"): PageRule(anon=403),
     ("GET", "/workers"): PageRule(anon=302),
     ("POST", "/workers"): PageRule(anon=403),
+    ("GET", "/jobs"): PageRule(anon=302),
+    ("POST", "/jobs"): PageRule(anon=403),
+    ("GET", "/organizations"): PageRule(anon=302),
+    ("POST", "/organizations"): PageRule(anon=403),
     # Matching pages (docs/matching.md).
     ("GET", "/matching"): PageRule(anon=302),
     ("POST", "/matching"): PageRule(anon=403),

@@ -6,6 +6,17 @@ from web.pages.audit import audit_page, audit_verify
 from web.pages.auth import login_page, login_submit, logout_submit, otp_submit
 from web.pages.home import home
 from web.pages.inbox import inbox_mark_all_read, inbox_mark_read, inbox_page
+from web.pages.jobs import (
+    job_create,
+    job_edit,
+    job_new,
+    job_page,
+    job_review,
+    job_status,
+    job_submit,
+    job_update,
+    jobs_page,
+)
 from web.pages.matching import (
     job_candidates,
     matching_home,
@@ -13,6 +24,15 @@ from web.pages.matching import (
     status_submit,
     wage_submit,
     worker_matches,
+)
+from web.pages.organizations import (
+    organization_add_member,
+    organization_authorize,
+    organization_create,
+    organization_new,
+    organization_page,
+    organization_verify,
+    organizations_page,
 )
 from web.pages.regions import region_page, regions_root, set_population, village_row
 from web.pages.users import user_create, user_edit, user_new, user_update, users_page
@@ -69,6 +89,22 @@ PAGE_ROUTES: list[ControllerRouterHandler] = [
     import_page,
     import_template,
     import_upload,
+    jobs_page,
+    job_new,
+    job_create,
+    job_page,
+    job_edit,
+    job_update,
+    job_submit,
+    job_review,
+    job_status,
+    organizations_page,
+    organization_new,
+    organization_create,
+    organization_page,
+    organization_verify,
+    organization_authorize,
+    organization_add_member,
     matching_home,
     job_candidates,
     worker_matches,
