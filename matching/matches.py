@@ -160,13 +160,18 @@ async def candidates(
             exact=exact, related=related, near_prefix=near, region_prefix=actor.region_code
         )
     ids = await pool(session, query)
-    workers = await _live_workers(session, ids)
     profile = job_profile(job)
+    # Rank on the columns ranking reads; load whole records for the page only.
     ranked = sorted(
-        ((w, score(worker_profile(w), profile, now=now, today=today)) for w in workers),
-        key=lambda pair: (-pair[1].score, pair[0].id or 0),
+        (
+            (worker_id, score(worker, profile, now=now, today=today))
+            for worker_id, worker in await _profiles(session, ids)
+        ),
+        key=lambda pair: (-pair[1].score, pair[0]),
     )
-    page = ranked[offset : offset + limit]
+    chosen = ranked[offset : offset + limit]
+    records = {w.id: w for w in await _live_workers(session, [i for i, _ in chosen])}
+    page = [(records[i], result) for i, result in chosen if i in records]
     recs = await _recommendations(
         session, job_ids=[job.id], worker_ids=[w.id for w, _ in page if w.id is not None]
     )
@@ -195,6 +200,51 @@ async def candidates(
             )
         )
     return items, len(ranked)
+
+
+_PROFILE_COLUMNS = (
+    col(Worker.id),
+    col(Worker.occupation_codes),
+    col(Worker.skills),
+    col(Worker.current_region_code),
+    col(Worker.hukou_village_code),
+    col(Worker.mobility),
+    col(Worker.wage_min_fen),
+    col(Worker.wage_max_fen),
+    col(Worker.wage_unit),
+    col(Worker.available_from),
+    col(Worker.employment_status),
+    col(Worker.certificates),
+    col(Worker.last_verified_at),
+)
+
+
+async def _profiles(session: AsyncSession, ids: list[int]) -> list[tuple[int, WorkerProfile]]:
+    """What ranking reads of each live worker, without building ORM objects."""
+    if not ids:
+        return []
+    rows = await session.execute(
+        select(*_PROFILE_COLUMNS).where(col(Worker.id).in_(ids), col(Worker.deleted_at).is_(None))
+    )
+    return [
+        (
+            int(r.id),
+            WorkerProfile(
+                occupation_codes=tuple(r.occupation_codes or ()),
+                skills=tuple(r.skills or ()),
+                region_code=r.current_region_code or r.hukou_village_code,
+                mobility=r.mobility,
+                wage_min_fen=r.wage_min_fen,
+                wage_max_fen=r.wage_max_fen,
+                wage_unit=r.wage_unit,
+                available_from=r.available_from,
+                employment_status=r.employment_status,
+                certificates=tuple(_certificate(c) for c in r.certificates or ()),
+                last_verified_at=r.last_verified_at,
+            ),
+        )
+        for r in rows.all()
+    ]
 
 
 async def _live_workers(session: AsyncSession, ids: list[int]) -> list[Worker]:

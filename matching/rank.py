@@ -123,12 +123,19 @@ def _c(name: str, score: float, reason: str) -> Component:
 
 def job_occupation(job: JobProfile, taxonomy: Taxonomy | None = None) -> Occupation | None:
     """The job's occupation: its code, else what its title normalises to (or None)."""
-    tax = taxonomy or load_taxonomy()
+    if taxonomy is None:
+        return _job_occupation(job.occupation_code, job.title)
     if job.occupation_code:
-        occ = tax.lookup(job.occupation_code)
+        occ = taxonomy.lookup(job.occupation_code)
         if occ is not None:
             return occ
     return _normalise(job.title) if job.title else None
+
+
+@lru_cache(maxsize=10_000)
+def _job_occupation(code: str | None, title: str) -> Occupation | None:
+    """The packaged taxonomy's answer, cached: ranking asks it once per candidate."""
+    return job_occupation(JobProfile(occupation_code=code, title=title), load_taxonomy())
 
 
 @lru_cache(maxsize=50_000)
@@ -151,7 +158,7 @@ def occupation(
     repairs the spelling of a term inside the normaliser: characters in common
     (电工 ~ 电焊工) never count as a match here."""
     tax = taxonomy or load_taxonomy()
-    wanted = job_occupation(job, tax)
+    wanted = job_occupation(job, taxonomy)
     if wanted is None:
         return _c("occupation", 50, f"岗位“{job.title[:20]}”未对应到标准职业，无法比对工种")
     if wanted.key in worker.occupation_codes:

@@ -22,9 +22,9 @@ from marketplace.events import OutboxEvent
 from marketplace.placements.models import WorkerOccupation
 from marketplace.workers.models import EmploymentStatus, Worker
 
-# Ranked per job: enough for a broker's or employer's first screens, small enough that
-# ranking in Python stays in milliseconds.
-POOL = 400
+# Ranked per job: enough for a broker's or employer's first screens (the best 200 by the
+# prefilter's order), small enough that loading and ranking stay within milliseconds.
+POOL = 200
 NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 
 
