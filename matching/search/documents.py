@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import select
@@ -69,9 +70,12 @@ def day_number(value: date | None) -> int:
 
 
 def region_prefixes(code: str | None) -> list[str]:
-    if not code:
-        return []
-    return [code[:n] for n in PREFIX_LENGTHS if n <= len(code)]
+    return list(_prefixes(code)) if code else []
+
+
+@lru_cache(maxsize=65536)
+def _prefixes(code: str) -> tuple[str, ...]:
+    return tuple(code[:n] for n in PREFIX_LENGTHS if n <= len(code))
 
 
 def _stamp(value: datetime | None) -> int:
@@ -79,13 +83,18 @@ def _stamp(value: datetime | None) -> int:
 
 
 def occupation_names(keys: Iterable[str | None]) -> list[str]:
+    return list(_occupation_names(tuple(keys)))
+
+
+@lru_cache(maxsize=65536)
+def _occupation_names(keys: tuple[str | None, ...]) -> tuple[str, ...]:
     taxonomy = load_taxonomy()
     out: list[str] = []
     for key in keys:
         occ = taxonomy.lookup(key) if key else None
         if occ is not None:
             out.append(occ.name)
-    return out
+    return tuple(out)
 
 
 class Names:
@@ -94,6 +103,7 @@ class Names:
     def __init__(self) -> None:
         self.regions: dict[str, str] = {}
         self.organizations: dict[int, str] = {}
+        self._paths: dict[str, list[str]] = {}
 
     async def load_all_regions(self, session: AsyncSession) -> None:
         rows = await session.execute(select(col(Region.code), col(Region.name)))
@@ -118,7 +128,14 @@ class Names:
             self.organizations.update({i: name for i, name in rows.all() if i is not None})
 
     def path(self, code: str | None) -> list[str]:
-        return [self.regions[p] for p in region_prefixes(code) if p in self.regions]
+        if not code:
+            return []
+        found = self._paths.get(code)
+        if found is None:
+            found = self._paths[code] = [
+                self.regions[p] for p in _prefixes(code) if p in self.regions
+            ]
+        return found
 
 
 def worker_document(row: Any, names: Names) -> SearchDoc | None:

@@ -156,9 +156,14 @@ class EmbeddedBackend:
             writer = await asyncio.to_thread(idx.writer, REBUILD_HEAP, self.lock_wait * 6, 2)
             try:
                 writer.delete_all_documents()
-                async for batch in batches:
-                    await asyncio.to_thread(_add_all, writer, batch)
+                adding: asyncio.Future[None] | None = None
+                async for batch in batches:  # the next batch is read while this one is added
+                    if adding is not None:
+                        await adding
+                    adding = asyncio.ensure_future(asyncio.to_thread(_add_all, writer, batch))
                     count += len(batch)
+                if adding is not None:
+                    await adding
                 await asyncio.to_thread(writer.commit)
             except BaseException:
                 writer.rollback()

@@ -11,8 +11,10 @@ See docs/search.md.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
 # Query runs longer than this are cut: nobody types 64 Chinese characters into a
 # search box, and an unbounded phrase is an unbounded query.
@@ -20,10 +22,11 @@ MAX_RUN = 32
 MAX_TERMS = 16
 
 
-def _is_cjk(ch: str) -> bool:
-    # Letters of scripts written without spaces (CJK ideographs, kana, Hangul…) all
-    # sit above U+2E80; below it are Latin, Greek, Cyrillic and the like.
-    return ord(ch) >= 0x2E80 and ch.isalnum()
+# Scripts written without spaces: kana, CJK ideographs (with extension A and the
+# compatibility block), Hangul, and the ideograph extensions beyond the BMP. CJK
+# punctuation (U+3000–303F) is not among them, so 、。「」 separate like spaces do.
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003ffff"
+_RUN = re.compile(f"([{_CJK}]+)|([^\\W_{_CJK}]+)")
 
 
 def fold(text: str) -> str:
@@ -34,26 +37,7 @@ def fold(text: str) -> str:
 def segments(text: str) -> list[tuple[str, str]]:
     """``[(kind, value)]`` with kind ``cjk`` (a run of CJK characters) or ``word``
     (a run of other letters and digits); everything else separates."""
-    out: list[tuple[str, str]] = []
-    kind: str | None = None
-    buf: list[str] = []
-    for ch in fold(text):
-        if _is_cjk(ch):
-            this = "cjk"
-        elif ch.isalnum():
-            this = "word"
-        else:
-            this = None
-        if this != kind and buf:
-            assert kind is not None
-            out.append((kind, "".join(buf)))
-            buf = []
-        kind = this
-        if this is not None:
-            buf.append(ch)
-    if buf and kind is not None:
-        out.append((kind, "".join(buf)))
-    return out
+    return [("cjk", m[1]) if m[1] else ("word", m[2]) for m in _RUN.finditer(fold(text))]
 
 
 @dataclass(frozen=True)
@@ -66,16 +50,31 @@ class Analyzed:
 
 
 def analyze(text: str) -> Analyzed:
+    """The terms of ``text``. Spaces separate, so the text is analysed piece by piece
+    with a cache: a million workers share few skills and village names."""
     unigrams: list[str] = []
     bigrams: list[str] = []
     words: list[str] = []
-    for kind, value in segments(text):
+    for piece in text.split():
+        uni, bi, word = _analyze_piece(piece)
+        unigrams.extend(uni)
+        bigrams.extend(bi)
+        words.extend(word)
+    return Analyzed(unigrams=unigrams, bigrams=bigrams, words=words)
+
+
+@lru_cache(maxsize=262_144)
+def _analyze_piece(piece: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    unigrams: list[str] = []
+    bigrams: list[str] = []
+    words: list[str] = []
+    for kind, value in segments(piece):
         if kind == "word":
             words.append(value)
             continue
         unigrams.extend(value)
         bigrams.extend(value[i : i + 2] for i in range(len(value) - 1))
-    return Analyzed(unigrams=unigrams, bigrams=bigrams, words=words)
+    return tuple(unigrams), tuple(bigrams), tuple(words)
 
 
 @dataclass(frozen=True)

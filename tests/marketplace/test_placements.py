@@ -19,6 +19,7 @@ from marketplace.dispatcher import Registry, drain
 from marketplace.errors import Conflict, Forbidden, Invalid, NotFound
 from marketplace.events import OutboxEvent
 from marketplace.placements import candidates, followup, rate, service
+from marketplace.placements import demo as placements_demo
 from marketplace.placements.models import (
     ArrearsCase,
     Recommendation,
@@ -375,3 +376,14 @@ async def test_prefilter_follows_the_register_and_rebuilds_the_same(scene: Scene
             session, candidates.PoolQuery(exact=["welder"], consent_only=True)
         )
     assert pool == [scene.worker_id]
+
+
+async def test_demo_recommendations_once(scene: Scene) -> None:
+    async with unit_of_work(scene.sessions) as session:
+        added = await placements_demo.demo_placements(session, seed=1)
+    assert added == 1  # the one consenting worker for the one job
+    async with scene.sessions() as session:
+        rec = (await session.execute(select(Recommendation))).scalar_one()
+    assert rec.worker_id == scene.worker_id
+    async with unit_of_work(scene.sessions) as session:
+        assert await placements_demo.demo_placements(session, seed=1) == 0
