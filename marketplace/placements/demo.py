@@ -51,6 +51,9 @@ async def demo_placements(session: AsyncSession, *, seed: int) -> int:
     """Recommendations for up to ``JOBS`` published jobs; returns how many were added."""
     if (await session.execute(select(func.count()).select_from(Recommendation))).scalar_one():
         return 0
+    published = select(func.count()).where(col(Job.status) == JobStatus.published)
+    if not (await session.execute(published)).scalar_one():
+        return 0  # no jobs demo (yet): nothing to recommend to
     await candidates.rebuild(session)  # demo workers are inserted without events
     rng = random.Random(f"{seed}:placements")  # noqa: S311  (demo data, not secrets)
     jobs = list(
