@@ -49,11 +49,29 @@ async def post(client: Client, path: str, form_path: str, data: dict[str, str]) 
     return await client.post(path, data={**data, "_csrf_token": token}, follow_redirects=False)
 
 
-async def test_post_review_and_fix_a_job_on_pages(client: Client, make_account: Any) -> None:
-    employer = await make_account("employer", YUZHONG)
-    admin = await make_account("district_admin", YUZHONG)
-    await page_login(client, employer)
+class Browsers:
+    """Two people on one test client: each one's cookies kept and put back (a TOTP
+    code is good once, so the admin logs in only once)."""
 
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.jars: dict[str, dict[str, str]] = {}
+
+    async def login(self, name: str, account: Any) -> None:
+        await page_login(self.client, account)
+        self.jars[name] = dict(self.client.cookies)
+
+    def be(self, name: str) -> Client:
+        self.client.cookies.clear()
+        for key, value in self.jars[name].items():
+            self.client.cookies.set(key, value)
+        return self.client
+
+
+async def test_post_review_and_fix_a_job_on_pages(client: Client, make_account: Any) -> None:
+    people = Browsers(client)
+    await people.login("reviewer", await make_account("district_admin", YUZHONG))
+    await people.login("employer", await make_account("employer", YUZHONG))
     first = await client.get("/jobs/new", follow_redirects=False)
     assert first.headers["location"] == "/organizations/new?first=1"
     org_data = {
@@ -92,7 +110,7 @@ async def test_post_review_and_fix_a_job_on_pages(client: Client, make_account: 
     assert "核验" in refused.text
 
     # The district admin verifies the employer from the pending list.
-    await page_login(client, admin)
+    people.be("reviewer")
     pending = (await client.get("/organizations")).text
     assert "重庆页面测试食品有限公司" in pending
     verified = await post(
@@ -103,12 +121,12 @@ async def test_post_review_and_fix_a_job_on_pages(client: Client, make_account: 
     )
     assert verified.status_code == 303
 
-    await page_login(client, employer)
+    people.be("employer")
     submitted = await post(client, f"/jobs/{job_id}/submit", f"/jobs/{job_id}", {})
     assert submitted.status_code == 303
 
     # The queue shows it with its flags; approving is not offered, rejecting needs a reason.
-    await page_login(client, admin)
+    people.be("reviewer")
     queue = (await client.get("/jobs")).text
     assert "包装工" in queue
     assert "3 项违法内容" in queue
@@ -128,20 +146,20 @@ async def test_post_review_and_fix_a_job_on_pages(client: Client, make_account: 
     assert reject.status_code == 303
 
     # The employer sees the reason, fixes the draft and resubmits; the admin publishes.
-    await page_login(client, employer)
+    people.be("employer")
     assert "删除性别要求和押金" in (await client.get(f"/jobs/{job_id}")).text
     fixed = job_form(description="男女不限，吃苦耐劳，无押金", wage_min="2300", wage_max="2800")
     saved = await post(client, f"/jobs/{job_id}", f"/jobs/{job_id}/edit", fixed)
     assert saved.status_code == 303, saved.text
     await post(client, f"/jobs/{job_id}/submit", f"/jobs/{job_id}", {})
-    await page_login(client, admin)
+    people.be("reviewer")
     published = await post(
         client, f"/jobs/{job_id}/review", f"/jobs/{job_id}", {"decision": "approve"}
     )
     assert published.status_code == 303
+    people.be("employer")
 
     # Published: the form posts only headcount, end date, pay day and contact.
-    await page_login(client, employer)
     edit = (await client.get(f"/jobs/{job_id}/edit")).text
     assert "<fieldset disabled>" in edit
     more = await post(
