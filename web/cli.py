@@ -523,3 +523,31 @@ def index_rebuild(only: str | None) -> None:
     labels = {"workers": "劳动者", "jobs": "岗位"}
     for name, count, seconds in _run(run):
         click.echo(f"{labels[name]}索引已重建：{count} 条（{seconds:.1f} 秒）")
+
+
+# --- matching -----------------------------------------------------------------------
+
+
+@main.group("matching")
+def matching_group() -> None:
+    """匹配推荐。"""
+
+
+@matching_group.command("rebuild")
+@friendly
+def matching_rebuild() -> None:
+    """从劳动者台账重建候选人预筛表（平时随台账变更自动更新；恢复数据库后运行）。"""
+    from marketplace.placements import candidates
+
+    async def run(settings: Settings) -> tuple[int, float]:
+        engine = create_engine(settings.db.url)
+        started = time.perf_counter()
+        try:
+            async with unit_of_work(session_factory(engine)) as session:
+                rows = await candidates.rebuild(session)
+        finally:
+            await engine.dispose()
+        return rows, time.perf_counter() - started
+
+    rows, seconds = _run(run)
+    click.echo(f"候选人预筛表已重建：{rows} 行（{seconds:.1f} 秒）")
