@@ -3,10 +3,12 @@ gives the same index as the events did."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select, update
 from sqlmodel import col
 
@@ -20,6 +22,9 @@ from matching.search import JOBS, WORKERS, SearchDoc, SearchQuery
 from matching.search.base import IndexSpec
 from matching.search.embedded import EmbeddedBackend
 from matching.search.sync import handlers, rebuild_jobs, rebuild_workers
+from tests.web.test_cli import db_env, env, run
+
+__all__ = ["db_env", "env"]  # fixtures shared with the CLI tests
 
 
 class CountingBackend(EmbeddedBackend):
@@ -90,3 +95,17 @@ async def test_bursts_are_indexed_in_few_commits_and_match_a_rebuild(
             )
     finally:
         await engine.dispose()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_laowu_index_rebuild(db_env: str, env: dict[str, str]) -> None:
+    asyncio.run(generate(db_env, workers=30, jobs=12, seed=9))
+    result = run("index", "rebuild")
+    assert result.exit_code == 0, result.output
+    assert "劳动者索引已重建：30 条" in result.stdout
+    assert "岗位索引已重建" in result.stdout
+    backend = EmbeddedBackend(Path(env["LAOWU_VAR_DIR"]) / "search")
+    assert asyncio.run(backend.count(WORKERS)) == 30
+    result = run("index", "rebuild", "--only", "workers")
+    assert result.exit_code == 0, result.output
+    assert "岗位" not in result.stdout
