@@ -25,6 +25,7 @@ from marketplace.brokers.models import Broker, BrokerVillage
 from marketplace.clock import utcnow
 from marketplace.crypto import DataCipher
 from marketplace.db import unit_of_work
+from marketplace.jobs.demo import demo_jobs
 from marketplace.placements.demo import demo_placements
 from marketplace.regions.models import Region, RegionLevel
 from marketplace.workers import importing, records
@@ -76,6 +77,7 @@ async def load_demo(
             logins.extend(await _district_accounts(session, cipher, district, villages))
             await _brokers(session, district, villages, rng, fake)
         await demo_workers(session, cipher, seed=seed)
+        await demo_jobs(session, seed=seed)
         # After the jobs demo: recommendations and placements at every stage.
         await demo_placements(session, seed=seed)
     return logins

@@ -169,6 +169,7 @@ REQUIREMENT_PATTERNS: list[Pattern] = [
         MARITAL_LAW,
         rf"{_REQUIRE}{_STOP}{{0,2}}(?:未婚|已婚|单身|离异|已育|未育)",
         rf"(?:未婚|已婚|单身|离异|已育|未育){_STOP}{{0,3}}(?:优先|{_REFUSE})",
+        r"已婚已育|未婚未育|已婚未育",
     ),
     *_p(
         "pregnancy_requirement",

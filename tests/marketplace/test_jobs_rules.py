@@ -49,6 +49,7 @@ def codes(flags: list[Flag]) -> set[str]:
         ("限未婚", "marital_requirement"),
         ("已婚已育优先", "marital_requirement"),
         ("要求单身", "marital_requirement"),
+        ("女工，已婚已育", "marital_requirement"),
         ("孕妇勿扰", "pregnancy_requirement"),
         ("入职两年内不得怀孕", "pregnancy_requirement"),
         ("入职体检含妊娠检查", "pregnancy_requirement"),
