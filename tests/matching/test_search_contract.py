@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from matching.search import SearchBackend, SearchDoc, SearchQuery
+from matching.search import SearchBackend, SearchDoc, SearchError, SearchQuery
 from matching.search.base import IndexSpec
 from matching.search.embedded import EmbeddedBackend
 from matching.search.tokens import matches, query_terms
@@ -180,3 +180,33 @@ class TestBackendContract:
             got = await backend.search(SPEC, SearchQuery(text=query, limit=200))
             assert sorted(got.ids) == expected, query
             assert got.total == len(expected)
+
+
+async def test_embedded_writers_take_turns_and_readers_see_every_commit(tmp_path: Path) -> None:
+    """Two backends on one folder stand for two processes (serve and worker)."""
+    import asyncio
+
+    from matching.search.embedded import WRITE_HEAP
+
+    first = EmbeddedBackend(tmp_path / "search", lock_wait=10)
+    second = EmbeddedBackend(tmp_path / "search", lock_wait=10)
+    await first.upsert(SPEC, [doc(1, TEXTS[1])])
+    assert await ids(second, "焊工") == [1]  # a commit elsewhere is visible at once
+
+    held = second._get(SPEC).index.writer(heap_size=WRITE_HEAP, num_threads=1)
+    writing = asyncio.ensure_future(first.upsert(SPEC, [doc(2, TEXTS[2])]))
+    await asyncio.sleep(0.3)
+    assert not writing.done()  # waits for the other writer instead of failing
+    held.rollback()
+    held.wait_merging_threads()  # the other process lets go
+    await asyncio.wait_for(writing, timeout=10)
+    assert await ids(second, "钢筋") == [2]
+
+    impatient = EmbeddedBackend(tmp_path / "search", lock_wait=0.2)
+    held = second._get(SPEC).index.writer(heap_size=WRITE_HEAP, num_threads=1)
+    try:
+        with pytest.raises(SearchError, match="busy"):
+            await impatient.delete(SPEC, [1])  # the outbox retries it later
+    finally:
+        held.rollback()
+        held.wait_merging_threads()
