@@ -11,7 +11,12 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["bench_foundation.py", "bench_workers_import.py", "bench_workers_list.py"]
+BENCHMARKS = [
+    "bench_foundation.py",
+    "bench_workers_import.py",
+    "bench_workers_list.py",
+    "bench_search.py",
+]
 
 
 def main() -> int:

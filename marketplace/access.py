@@ -134,6 +134,51 @@ POLICIES: dict[str, frozenset[str]] = {
     "exam.take": frozenset({Role.broker}),
     "exam.view": frozenset({Role.city_admin, Role.district_admin, Role.township_officer}),
     "exam.policy": frozenset({Role.city_admin}),
+    # Organisations and jobs (docs/jobs.md): employers and agencies post, the district
+    # admin of the organisation's district verifies it and of the work district reviews.
+    "organization.view": frozenset(Role),
+    "organization.register": frozenset(
+        {Role.employer, Role.agency, Role.city_admin, Role.district_admin}
+    ),
+    "organization.verify": frozenset({Role.city_admin, Role.district_admin}),
+    "organization.manage_members": frozenset({Role.city_admin, Role.district_admin}),
+    "organization.authorize": frozenset({Role.employer, Role.city_admin, Role.district_admin}),
+    "job.view": frozenset(Role),
+    "job.post": frozenset({Role.employer, Role.agency}),
+    "job.review": frozenset({Role.city_admin, Role.district_admin}),
+    # Matching and recommendations (docs/matching.md): brokers rank and recommend the
+    # workers of their villages; employers see consenting workers masked and decide on
+    # the recommended ones; officers read their region.
+    "matching.candidates": frozenset(
+        {
+            Role.broker,
+            Role.employer,
+            Role.agency,
+            Role.city_admin,
+            Role.district_admin,
+            Role.township_officer,
+        }
+    ),
+    "matching.matches": frozenset(
+        {Role.broker, Role.city_admin, Role.district_admin, Role.township_officer}
+    ),
+    "recommendation.view": frozenset(
+        {
+            Role.broker,
+            Role.employer,
+            Role.agency,
+            Role.city_admin,
+            Role.district_admin,
+            Role.township_officer,
+        }
+    ),
+    "recommendation.create": frozenset({Role.broker}),
+    "recommendation.decide": frozenset({Role.employer, Role.agency}),
+    "recommendation.confirm": frozenset({Role.broker}),
+    "placement.report_wage": frozenset({Role.broker}),
+    "organization.standing": frozenset(
+        {Role.broker, Role.city_admin, Role.district_admin, Role.township_officer}
+    ),
 }
 
 

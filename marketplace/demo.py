@@ -25,6 +25,8 @@ from marketplace.brokers.models import Broker, BrokerVillage
 from marketplace.clock import utcnow
 from marketplace.crypto import DataCipher
 from marketplace.db import unit_of_work
+from marketplace.jobs.demo import demo_jobs
+from marketplace.placements.demo import demo_placements
 from marketplace.regions.models import Region, RegionLevel
 from marketplace.workers import importing, records
 from marketplace.workers import service as workers
@@ -77,6 +79,9 @@ async def load_demo(
         await demo_workers(session, cipher, seed=seed)
         logins.extend(await _demo_broker_chain(session, cipher, seed=seed))
         await _demo_training(session, seed=seed)
+        await demo_jobs(session, seed=seed)
+        # After the jobs demo: recommendations and placements at every stage.
+        await demo_placements(session, seed=seed)
     return logins
 
 

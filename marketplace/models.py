@@ -18,12 +18,23 @@ from marketplace.brokers.training_models import (
     TrainingSession,
 )
 from marketplace.events import OutboxDelivery, OutboxEvent
+from marketplace.jobs.models import Job
 from marketplace.notifications.models import Notification
+from marketplace.organizations.models import AgencyAuthorization, Organization, OrganizationMember
+from marketplace.placements.models import (
+    ArrearsCase,
+    Placement,
+    Recommendation,
+    WageReport,
+    WorkerOccupation,
+)
 from marketplace.regions.models import Region
 from marketplace.workers.models import DuplicateDismissal, ImportJob, Worker, WorkerChange
 
 __all__ = [
+    "AgencyAuthorization",
     "ApplicationDecision",
+    "ArrearsCase",
     "AuditEntry",
     "AuditHead",
     "AuthSession",
@@ -32,21 +43,28 @@ __all__ = [
     "BrokerStatusChange",
     "BrokerVillage",
     "DuplicateDismissal",
-    "ImportJob",
     "ExamAttempt",
     "ExamItem",
     "ExamPolicy",
+    "ImportJob",
+    "Job",
     "Notification",
+    "Organization",
+    "OrganizationMember",
     "OutboxDelivery",
     "OutboxEvent",
+    "Placement",
     "Question",
     "QuestionVersion",
+    "Recommendation",
     "Region",
     "TrainingAttendance",
     "TrainingCourse",
     "TrainingMaterial",
     "TrainingSession",
     "User",
+    "WageReport",
     "Worker",
     "WorkerChange",
+    "WorkerOccupation",
 ]

@@ -19,14 +19,21 @@ from litestar.types import ControllerRouterHandler
 
 from marketplace.db import create_engine, session_factory
 from marketplace.dispatcher import drain
+from marketplace.jobs.service import DailyExpiry
+from matching.search import open_backend as open_search
 from web.api.audit import AuditController
 from web.api.auth import AuthController, MeController
 from web.api.brokers import ApplicationsController, BrokersController
 from web.api.exams import ExamsController
 from web.api.health import healthz, readyz
+from web.api.jobs import JobsController
+from web.api.matching import MatchingController
 from web.api.notifications import NotificationsController
+from web.api.organizations import OrganizationsController
 from web.api.questions import QuestionsController
+from web.api.recommendations import PlacementsController, RecommendationsController
 from web.api.regions import RegionsController
+from web.api.search import SearchController
 from web.api.training import TrainingCoursesController, TrainingsController
 from web.api.users import UsersController
 from web.api.workers import WorkersController
@@ -56,6 +63,12 @@ API_ROUTES: list[ControllerRouterHandler] = [
     TrainingCoursesController,
     QuestionsController,
     ExamsController,
+    MatchingController,
+    RecommendationsController,
+    PlacementsController,
+    OrganizationsController,
+    JobsController,
+    SearchController,
     healthz,
     readyz,
 ]
@@ -68,6 +81,7 @@ async def _outbox_loop(app: Litestar, wakeup: asyncio.Event, interval: float) ->
         wakeup.clear()
         try:
             await drain(app.state.sessions, app.state.registry)
+            await app.state.job_expiry.tick(app.state.sessions)
         except Exception:  # keep the loop alive; the next tick retries
             log.exception("outbox drain failed")
         with contextlib.suppress(TimeoutError):
@@ -76,13 +90,18 @@ async def _outbox_loop(app: Litestar, wakeup: asyncio.Event, interval: float) ->
 
 def create_app(settings: Settings) -> Litestar:
     engine = create_engine(settings.db.url, echo=settings.db.echo, pooled=settings.db.pooled)
+    search = open_search(
+        url=settings.search.url, api_key=settings.search.api_key, var_dir=settings.var_dir
+    )
     state = State(
         {
             "settings": settings,
             "engine": engine,
             "sessions": session_factory(engine),
             "cipher": settings.security.cipher(),
-            "registry": build_registry(),
+            "registry": build_registry(search=search),
+            "search": search,
+            "job_expiry": DailyExpiry(),
         }
     )
 
@@ -101,6 +120,7 @@ def create_app(settings: Settings) -> Litestar:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await engine.dispose()
+            await search.close()
 
     return Litestar(
         route_handlers=[

@@ -324,16 +324,19 @@ def serve(host: str, port: int, workers: int) -> None:
 def worker(interval: float, once: bool) -> None:
     """单独运行事件分发（outbox）进程。"""
     from marketplace.dispatcher import drain
+    from marketplace.jobs.service import DailyExpiry
     from web.wiring import build_registry
 
     async def loop(settings: Settings) -> None:
         engine = create_engine(settings.db.url)
         factory = session_factory(engine)
-        registry = build_registry()
+        registry = build_registry(search=_search_backend(settings))
+        expiry = DailyExpiry()  # jobs past their end date, once a day
         try:
             while True:
                 try:
                     report = await drain(factory, registry)
+                    await expiry.tick(factory)
                 except Exception as exc:
                     if once:
                         raise
@@ -349,6 +352,40 @@ def worker(interval: float, once: bool) -> None:
             await engine.dispose()
 
     _run(loop)
+
+
+# --- jobs -----------------------------------------------------------------------------
+
+
+@main.group("jobs")
+def jobs_group() -> None:
+    """岗位。"""
+
+
+@jobs_group.command("expire")
+@click.option(
+    "--today",
+    "on",
+    default=None,
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="按此日期判断，默认今天（北京时间）",
+)
+@friendly
+def jobs_expire(on: Any) -> None:
+    """把结束日期已过的岗位标为已过期；可重复运行，已过期的不再处理。"""
+    from marketplace.jobs import service as jobs
+
+    day = on.date() if on is not None else jobs.today_local()
+
+    async def run(settings: Settings) -> int:
+        engine = create_engine(settings.db.url)
+        try:
+            async with unit_of_work(session_factory(engine)) as session:
+                return await jobs.expire_due(session, day)
+        finally:
+            await engine.dispose()
+
+    click.echo(f"已过期岗位：{_run(run)} 个（{day.isoformat()}）")
 
 
 # --- workers ----------------------------------------------------------------------
@@ -486,3 +523,78 @@ def questions_load(path: Path | None) -> None:
     click.echo(
         f"新增 {report.created} 题，更新 {report.updated} 题（新版本），未变 {report.unchanged} 题"
     )
+
+
+# --- search index -------------------------------------------------------------------
+
+
+def _search_backend(settings: Settings) -> Any:
+    from matching.search import open_backend
+
+    return open_backend(
+        url=settings.search.url, api_key=settings.search.api_key, var_dir=settings.var_dir
+    )
+
+
+@main.group("index")
+def index_group() -> None:
+    """搜索索引。"""
+
+
+@index_group.command("rebuild")
+@click.option(
+    "--only", type=click.Choice(["workers", "jobs"]), default=None, help="只重建其中一个索引"
+)
+@friendly
+def index_rebuild(only: str | None) -> None:
+    """从数据库重建搜索索引（劳动者、岗位）；重建完成前搜索仍用旧索引。"""
+    from matching.search import sync
+
+    async def run(settings: Settings) -> list[tuple[str, int, float]]:
+        engine = create_engine(settings.db.url)
+        backend = _search_backend(settings)
+        done: list[tuple[str, int, float]] = []
+        try:
+            for name, rebuild in (("workers", sync.rebuild_workers), ("jobs", sync.rebuild_jobs)):
+                if only not in (None, name):
+                    continue
+                started = time.perf_counter()
+                async with session_factory(engine)() as session:
+                    count = await rebuild(session, backend)
+                done.append((name, count, time.perf_counter() - started))
+        finally:
+            await backend.close()
+            await engine.dispose()
+        return done
+
+    labels = {"workers": "劳动者", "jobs": "岗位"}
+    for name, count, seconds in _run(run):
+        click.echo(f"{labels[name]}索引已重建：{count} 条（{seconds:.1f} 秒）")
+
+
+# --- matching -----------------------------------------------------------------------
+
+
+@main.group("matching")
+def matching_group() -> None:
+    """匹配推荐。"""
+
+
+@matching_group.command("rebuild")
+@friendly
+def matching_rebuild() -> None:
+    """从劳动者台账重建候选人预筛表（平时随台账变更自动更新；恢复数据库后运行）。"""
+    from marketplace.placements import candidates
+
+    async def run(settings: Settings) -> tuple[int, float]:
+        engine = create_engine(settings.db.url)
+        started = time.perf_counter()
+        try:
+            async with unit_of_work(session_factory(engine)) as session:
+                rows = await candidates.rebuild(session)
+        finally:
+            await engine.dispose()
+        return rows, time.perf_counter() - started
+
+    rows, seconds = _run(run)
+    click.echo(f"候选人预筛表已重建：{rows} 行（{seconds:.1f} 秒）")

@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from marketplace.access import Actor
 from marketplace.crypto import DataCipher
 from marketplace.db import begin_write
-from matching.normalize import TaxonomyOccupationMapper
+from matching.normalize import TaxonomyOccupationMapper, normalize
+from matching.taxonomy import load_taxonomy
 from web.auth import Principal, principal_of
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -57,6 +58,23 @@ def provide_occupations() -> TaxonomyOccupationMapper:
     return TaxonomyOccupationMapper()
 
 
+class TaxonomyJobOccupations:
+    """``marketplace.jobs.service.JobOccupations`` over the taxonomy: a job title to
+    the one occupation it names (the keys the worker register stores)."""
+
+    def canonical(self, code: str) -> str | None:
+        occupation = load_taxonomy().lookup(code)
+        return occupation.key if occupation else None
+
+    def for_title(self, title: str) -> str | None:
+        match = normalize(title)
+        return match.key if match else None
+
+
+def provide_job_occupations() -> TaxonomyJobOccupations:
+    return TaxonomyJobOccupations()
+
+
 def provide_cipher(request: Request[Any, Any, Any]) -> DataCipher:
     cipher: DataCipher = request.app.state.cipher
     return cipher
@@ -81,6 +99,7 @@ DEPENDENCIES = {
     "actor": Provide(provide_actor, sync_to_thread=False),
     "cipher": Provide(provide_cipher, sync_to_thread=False),
     "occupations": Provide(provide_occupations, sync_to_thread=False),
+    "job_occupations": Provide(provide_job_occupations, sync_to_thread=False),
     "page": Provide(provide_page, sync_to_thread=False),
 }
 
@@ -91,6 +110,7 @@ CurrentActor = NamedDependency[Actor]
 CurrentPrincipal = NamedDependency[Principal]
 Cipher = NamedDependency[DataCipher]
 Occupations = NamedDependency[TaxonomyOccupationMapper]
+JobOccupationsDep = NamedDependency[TaxonomyJobOccupations]
 Paging = NamedDependency[Page]
 # A row id in a path: bounded to the 32-bit integer columns, so an absurd id is a 422
 # and not a database overflow.

@@ -5,12 +5,21 @@ from __future__ import annotations
 from marketplace.brokers import notify as broker_notify
 from marketplace.dispatcher import Registry
 from marketplace.notifications import service as notifications
+from marketplace.placements import candidates as candidate_prefilter
+from matching.search import SearchBackend
+from matching.search import sync as search_sync
 
 
-def build_registry() -> Registry:
+def build_registry(search: SearchBackend | None = None) -> Registry:
     registry = Registry()
     for event_name, handler in notifications.HANDLERS.items():
         registry.subscribe(event_name, "notifications", handler)
     for event_name, handler in broker_notify.HANDLERS.items():
         registry.subscribe(event_name, "broker_inbox", handler)
+    # The candidate prefilter follows the register (docs/matching.md).
+    for event_name, handler in candidate_prefilter.HANDLERS.items():
+        registry.subscribe(event_name, "candidates", handler)
+    if search is not None:  # the search index follows workers and jobs (docs/search.md)
+        for event_name, index_handler in search_sync.handlers(search).items():
+            registry.subscribe(event_name, "search", index_handler)
     return registry

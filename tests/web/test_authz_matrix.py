@@ -17,6 +17,7 @@ roles (the first village of that township). "own" objects live in that village,
 from __future__ import annotations
 
 import itertools
+import re
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -48,6 +49,9 @@ from marketplace.workers import service as worker_service
 from marketplace.workers.identity import check_char
 from marketplace.workers.models import WorkerCreate
 from tests.conftest import WUXI, YUZHONG
+from tests.web.jobs_matrix_scene import JobsScene, make_jobs_scene
+from tests.web.jobs_matrix_scene import of as jobs_of
+from tests.web.matrix_matching import add_matching, matching_values
 from tests.web.training_matrix import make_training_scene, question_body
 from web.app import create_app
 from web.settings import DatabaseSettings, SecuritySettings, Settings
@@ -115,6 +119,14 @@ class Scene:
     exam: dict[str, int] = field(default_factory=dict)
     question: int = 0
     exam_question: int = 0
+    # Organisations and jobs (tests/web/jobs_matrix_scene.py).
+    jobs: JobsScene | None = None
+    # Matching (docs/matching.md): a published job, a consenting worker to recommend,
+    # a pending recommendation and a placement per scope (tests/web/matrix_matching.py).
+    job: dict[str, int] = field(default_factory=dict)
+    match_worker: dict[str, int] = field(default_factory=dict)
+    recommendation: dict[str, int] = field(default_factory=dict)
+    placement: dict[str, int] = field(default_factory=dict)
 
 
 async def _first_child(session: AsyncSession, parent: str) -> str:
@@ -218,6 +230,17 @@ async def build_scene(
             notification_id=note.id,
         )
     await make_training_scene(scene, client)
+    scene.jobs = await make_jobs_scene(
+        sessions,
+        scene.district,
+        scene.callers[Role.employer].user_id,
+        scene.callers[Role.agency].user_id,
+        {
+            scope: (await make_account("employer", code)).id
+            for scope, code in scene.district.items()
+        },
+    )
+    await add_matching(scene, client.app.state.cipher, _matrix_id)
     return scene
 
 
@@ -448,6 +471,126 @@ API_RULES: dict[tuple[str, str], Rule] = {
         anon=401, own=                                (200, 200, 200, 403, 200, 403, 403, 403, 403),
                    other=                             (200, 403, 403, 403, 403, 403, 403, 403, 403),
         query=lambda s, scope: {"village_code": s.village[scope], "format": "csv"},
+    ),
+    # Search (docs/search.md): workers as the register list; published jobs, anyone signed in.
+    ("GET", "/api/v1/workers/search"): Rule(
+        anon=401, own=                                (200, 200, 200, 403, 200, 403, 403, 403, 403),
+                   other=                             (200, 403, 403, 403, 403, 403, 403, 403, 403),
+        query=lambda s, scope: {"village_code": s.village[scope], "q": "新登记"},
+    ),
+    ("GET", "/api/v1/jobs/search"): Rule(anon=401, own=every(200), query=lambda _, __: {"q": "焊工"}),
+    # Organisations (docs/jobs.md): officers read their region (a township officer sees
+    # none registered at district level), brokers the verified ones, organisation
+    # accounts their own and their partners; out of reach is 404. The employer caller
+    # belongs to the own employer, the agency caller to an agency it authorised.
+    ("POST", "/api/v1/organizations"): Rule(
+        anon=401, own=                                (201, 201, 403, 403, 403, 409, 201, 403, 403),
+                   other=                             (201, 403, 403, 403, 403, 409, 403, 403, 403),
+        body=lambda s, scope, n: jobs_of(s).new_organization(scope, n),
+    ),
+    ("GET", "/api/v1/organizations"): Rule(
+        anon=401, own=every(200),
+                   other=                             (200, 403, 403, 403, 200, 200, 200, 403, 403),
+        query=lambda s, scope: {"region_code": s.district[scope]},
+    ),
+    ("GET", "/api/v1/organizations/{organization_id:int}"): Rule(
+        anon=401, own=                                (200, 200, 404, 404, 200, 200, 200, 200, 200),
+                   other=                             (200, 404, 404, 404, 200, 404, 404, 404, 404),
+    ),
+    # A pending organisation: the city admin refuses it first, so the district admin
+    # finds it no longer pending (409).
+    ("POST", "/api/v1/organizations/{organization_id:int}/verify"): Rule(
+        anon=401, own=                                (200, 409, 404, 404, 404, 404, 404, 403, 403),
+                   other=                             (200, 404, 404, 404, 404, 404, 404, 404, 404),
+        body=lambda _, __, ___: {"approve": False, "reason": "矩阵：证照不清"},
+    ),
+    ("GET", "/api/v1/organizations/{organization_id:int}/members"): Rule(
+        anon=401, own=                                (200, 200, 404, 404, 403, 200, 403, 403, 403),
+                   other=                             (200, 404, 404, 404, 403, 404, 404, 404, 404),
+    ),
+    ("POST", "/api/v1/organizations/{organization_id:int}/members"): Rule(
+        anon=401, own=                                (201, 201, 404, 404, 403, 403, 403, 403, 403),
+                   other=                             (201, 404, 404, 404, 403, 404, 404, 404, 404),
+        body=lambda s, scope, _: {"user_id": jobs_of(s).spare_employer[scope]},
+    ),
+    ("GET", "/api/v1/organizations/{organization_id:int}/authorizations"): Rule(
+        anon=401, own=                                (200, 200, 404, 404, 403, 200, 200, 403, 403),
+                   other=                             (200, 404, 404, 404, 403, 404, 404, 404, 404),
+    ),
+    # The city admin records the other employer's authorisation of the agency first, so
+    # the agency then sees that employer (403, not 404).
+    ("POST", "/api/v1/organizations/{organization_id:int}/authorizations"): Rule(
+        anon=401, own=                                (201, 201, 404, 404, 403, 201, 403, 403, 403),
+                   other=                             (201, 404, 404, 404, 403, 404, 403, 404, 404),
+        body=lambda s, _, n: jobs_of(s).new_authorization(n),
+    ),
+    # Jobs: organisations post (an agency may draft for any employer; submitting needs
+    # the authorisation); published jobs are read by everyone signed in; drafts only by
+    # their organisation; the work district's admin reviews.
+    ("POST", "/api/v1/jobs"): Rule(
+        anon=401, own=only(201, {Role.employer, Role.agency}),
+                   other=only(201, {Role.agency}),
+        body=lambda s, scope, n: jobs_of(s).new_job(scope, n),
+    ),
+    ("GET", "/api/v1/jobs"): Rule(
+        anon=401, own=every(200), other=every(200),
+        query=lambda s, scope: {"region_code": s.district[scope]},
+    ),
+    ("GET", "/api/v1/jobs/{job_id:int}"): Rule(anon=401, own=every(200), other=every(200)),
+    ("PATCH", "/api/v1/jobs/{job_id:int}"): Rule(
+        anon=401, own=only(200, {Role.employer}), other=every(403),
+        body=lambda _, __, n: {"headcount": 3 + n},
+    ),
+    # A draft: seen (and submitted) only by its employer.
+    ("POST", "/api/v1/jobs/{job_id:int}/submit"): Rule(
+        anon=401, own=only(200, {Role.employer}, otherwise=404), other=every(404),
+    ),
+    # Waiting for review: the city admin publishes it first, so the district admin
+    # finds it already published (409).
+    ("POST", "/api/v1/jobs/{job_id:int}/review"): Rule(
+        anon=401, own=                                (200, 409, 403, 403, 403, 403, 403, 403, 403),
+                   other=                             (200, 403, 403, 403, 403, 403, 403, 403, 403),
+        body=lambda _, __, ___: {"approve": True},
+    ),
+    # Matching and recommendations (docs/matching.md). Candidates: the caller's own
+    # workers (officers their region, brokers their villages), employers only for their
+    # jobs; a worker's matches as the register. A recommendation is the broker's and the
+    # job's organisation's; others in the region read it, the rest get 404.
+    ("GET", "/api/v1/jobs/{job_id:int}/candidates"): Rule(
+        anon=401, own=                                (200, 200, 200, 403, 200, 200, 200, 403, 403),
+                   other=                             (200, 200, 200, 403, 200, 404, 404, 403, 403),
+    ),
+    ("GET", "/api/v1/workers/{worker_id:int}/matches"): Rule(
+        anon=401, own=                                (200, 200, 200, 403, 200, 403, 403, 403, 403),
+                   other=                             (200, 404, 404, 403, 404, 403, 403, 403, 403),
+    ),
+    ("POST", "/api/v1/recommendations"): Rule(
+        anon=401, own=                                (403, 403, 403, 403, 201, 403, 403, 403, 403),
+                   other=                             (403, 403, 403, 403, 404, 403, 403, 403, 403),
+        body=lambda s, scope, _: {"job_id": s.job[scope], "worker_id": s.match_worker[scope]},
+    ),
+    ("GET", "/api/v1/recommendations"): Rule(
+        anon=401, own=                                (200, 200, 200, 403, 200, 200, 200, 403, 403),
+    ),
+    ("GET", "/api/v1/recommendations/{recommendation_id:int}"): Rule(
+        anon=401, own=                                (200, 200, 200, 403, 200, 200, 200, 403, 403),
+                   other=                             (200, 404, 404, 403, 404, 404, 404, 403, 403),
+    ),
+    # The broker may not shortlist (403); the employer does (200); the agency posting for
+    # it then finds it shortlisted already (409).
+    ("POST", "/api/v1/recommendations/{recommendation_id:int}/status"): Rule(
+        anon=401, own=                                (403, 403, 403, 403, 403, 200, 409, 403, 403),
+                   other=                             (403, 403, 403, 403, 404, 404, 404, 403, 403),
+        body=lambda _, __, ___: {"status": "shortlisted"},
+    ),
+    ("GET", "/api/v1/placements/{placement_id:int}"): Rule(
+        anon=401, own=                                (200, 200, 200, 403, 200, 200, 200, 403, 403),
+                   other=                             (200, 404, 404, 403, 404, 404, 404, 403, 403),
+    ),
+    ("POST", "/api/v1/placements/{placement_id:int}/wage-reports"): Rule(
+        anon=401, own=                                (403, 403, 403, 403, 201, 403, 403, 403, 403),
+                   other=                             (403, 403, 403, 403, 404, 403, 403, 403, 403),
+        body=lambda _, __, ___: {"paid_in_full": True, "paid_on_time": True},
     ),
     # Last: the broker's call deletes the own record.
     ("DELETE", "/api/v1/workers/{worker_id:int}"): Rule(
@@ -688,6 +831,13 @@ PAGE_RULES: dict[tuple[str, str], PageRule] = {
     ("GET", "/exams/{exam_id:int}"): PageRule(anon=303, public=True),
     ("GET", "/exams"): PageRule(anon=200, public=True),
     ("POST", "/exams"): PageRule(anon=403, public=True),
+    ("GET", "/jobs"): PageRule(anon=302),
+    ("POST", "/jobs"): PageRule(anon=403),
+    ("GET", "/organizations"): PageRule(anon=302),
+    ("POST", "/organizations"): PageRule(anon=403),
+    # Matching pages (docs/matching.md).
+    ("GET", "/matching"): PageRule(anon=302),
+    ("POST", "/matching"): PageRule(anon=403),
 }
 
 
@@ -775,6 +925,9 @@ def _fill(path: str, scene: Scene, caller: Caller | None, scope: str) -> str:
         ),
         "{job_id:int}": "1",  # import jobs: pages only, checked anonymous (PAGE_RULES)
     }
+    if scene.jobs is not None:
+        values.update(scene.jobs.path_values(path, scope))
+    values.update(matching_values(path, scene, scope))
     for placeholder, value in values.items():
         path = path.replace(placeholder, value)
     assert "{" not in path, f"no sample value for a path parameter in {path}; extend _fill"
@@ -890,6 +1043,13 @@ async def test_authorisation_matrix(
     assert not mismatches, f"{len(mismatches)} cells differ:\n" + "\n".join(mismatches)
 
 
+def _any_ids(path: str) -> str:
+    """Every path parameter filled with some value: the session check comes first."""
+    path = path.replace("{code:str}", YUZHONG)
+    path = re.sub(r"\{[a-z_]+:int\}", "1", path)
+    return re.sub(r"\{[a-z_]+:str\}", "x", path)
+
+
 async def test_expired_session_is_anonymous_everywhere(
     app: Litestar,
     client: AsyncTestClient[Litestar],
@@ -908,17 +1068,7 @@ async def test_expired_session_is_anonymous_everywhere(
             continue
         response = await client.request(
             method,
-            path.replace("{code:str}", YUZHONG)
-            .replace("{user_id:int}", "1")
-            .replace("{notification_id:int}", "1")
-            .replace("{worker_id:int}", "1")
-            .replace("{application_id:int}", "1")
-            .replace("{broker_id:int}", "1")
-            .replace("{training_id:int}", "1")
-            .replace("{course_id:int}", "1")
-            .replace("{material_id:int}", "1")
-            .replace("{question_id:int}", "1")
-            .replace("{exam_id:int}", "1"),
+            _any_ids(path),
             headers={"Authorization": f"Bearer {token}"},
             json={} if method != "GET" else None,
         )

@@ -24,6 +24,34 @@ from web.pages.brokers import (
 from web.pages.exams import exam_answer, exam_page, exam_start, exam_start_page, exam_submit
 from web.pages.home import home
 from web.pages.inbox import inbox_mark_all_read, inbox_mark_read, inbox_page
+from web.pages.jobs import (
+    job_create,
+    job_edit,
+    job_new,
+    job_page,
+    job_review,
+    job_status,
+    job_submit,
+    job_update,
+    jobs_page,
+)
+from web.pages.matching import (
+    job_candidates,
+    matching_home,
+    recommend_submit,
+    status_submit,
+    wage_submit,
+    worker_matches,
+)
+from web.pages.organizations import (
+    organization_add_member,
+    organization_authorize,
+    organization_create,
+    organization_new,
+    organization_page,
+    organization_verify,
+    organizations_page,
+)
 from web.pages.questions import (
     question_active,
     question_create,
@@ -147,4 +175,26 @@ PAGE_ROUTES: list[ControllerRouterHandler] = [
     exam_page,
     exam_answer,
     exam_submit,
+    jobs_page,
+    job_new,
+    job_create,
+    job_page,
+    job_edit,
+    job_update,
+    job_submit,
+    job_review,
+    job_status,
+    organizations_page,
+    organization_new,
+    organization_create,
+    organization_page,
+    organization_verify,
+    organization_authorize,
+    organization_add_member,
+    matching_home,
+    job_candidates,
+    worker_matches,
+    recommend_submit,
+    status_submit,
+    wage_submit,
 ]

@@ -1,0 +1,1 @@
+"""Jobs: posting, lawful-posting flags, review and the job life cycle."""

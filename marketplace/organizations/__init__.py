@@ -1,0 +1,1 @@
+"""Employers and HR agencies: registration, verification, members, authorisations."""

@@ -1,0 +1,1 @@
+"""Recommendations, placements and the first-wage follow-up."""

@@ -1,0 +1,162 @@
+"""The candidate prefilter: indexed rows per (worker, occupation), and the bounded
+set of worker ids a job's candidate list is ranked from.
+
+A worker's occupations live in a JSON list, which neither SQLite nor PostgreSQL
+indexes the same way; ``worker_occupation`` repeats them one per row beside the
+columns candidate search filters on (village, consent, last verification). The
+``worker.changed`` handler keeps it in step; ``rebuild`` fills it from scratch (demo
+data and benchmarks insert workers without events).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from marketplace.events import OutboxEvent
+from marketplace.placements.models import WorkerOccupation
+from marketplace.workers.models import EmploymentStatus, Worker
+
+# Ranked per job: enough for a broker's or employer's first screens (the best 200 by the
+# prefilter's order), small enough that loading and ranking stay within milliseconds.
+POOL = 200
+NEVER = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _rows(worker: Worker) -> list[dict[str, object]]:
+    if worker.deleted_at is not None or worker.id is None:
+        return []
+    if worker.employment_status == EmploymentStatus.not_in_labour_force:
+        return []
+    return [
+        {
+            "worker_id": worker.id,
+            "occupation_key": key,
+            "village_code": worker.hukou_village_code,
+            "consent": worker.consent_to_recommend,
+            # Never null: the pick orders by it, and NULLs sort first descending on
+            # PostgreSQL but last on SQLite.
+            "verified_at": worker.last_verified_at or NEVER,
+        }
+        for key in dict.fromkeys(worker.occupation_codes)
+    ]
+
+
+async def refresh(session: AsyncSession, worker_ids: Iterable[int]) -> None:
+    ids = list(worker_ids)
+    if not ids:
+        return
+    await session.execute(delete(WorkerOccupation).where(col(WorkerOccupation.worker_id).in_(ids)))
+    workers = (await session.execute(select(Worker).where(col(Worker.id).in_(ids)))).scalars()
+    rows = [row for worker in workers for row in _rows(worker)]
+    if rows:
+        await session.execute(insert(WorkerOccupation), rows)
+
+
+async def on_worker_changed(session: AsyncSession, event: OutboxEvent) -> None:
+    """Idempotent: the rows are rebuilt from the worker as it is now."""
+    worker_id = event.payload.get("worker_id")
+    if isinstance(worker_id, int):
+        await refresh(session, [worker_id])
+
+
+HANDLERS = {"worker.changed": on_worker_changed}
+
+
+async def rebuild(session: AsyncSession, *, batch: int = 20_000) -> int:
+    """Every live worker's rows, from scratch; returns the number of rows. Reads plain
+    columns (no ORM objects): a million workers take about a minute on SQLite."""
+    await session.execute(delete(WorkerOccupation))
+    columns = (
+        col(Worker.id),
+        col(Worker.occupation_codes),
+        col(Worker.hukou_village_code),
+        col(Worker.consent_to_recommend),
+        col(Worker.last_verified_at),
+    )
+    last, total = 0, 0
+    while True:
+        chunk = (
+            await session.execute(
+                select(*columns)
+                .where(
+                    col(Worker.id) > last,
+                    col(Worker.deleted_at).is_(None),
+                    col(Worker.employment_status) != EmploymentStatus.not_in_labour_force,
+                )
+                .order_by(col(Worker.id))
+                .limit(batch)
+            )
+        ).all()
+        if not chunk:
+            return total
+        rows = [
+            {
+                "worker_id": worker_id,
+                "occupation_key": key,
+                "village_code": village,
+                "consent": bool(consent),
+                "verified_at": verified or NEVER,
+            }
+            for worker_id, keys, village, consent, verified in chunk
+            for key in dict.fromkeys(keys or [])
+        ]
+        if rows:
+            await session.execute(insert(WorkerOccupation), rows)
+        total += len(rows)
+        last = int(chunk[-1][0] or last)
+
+
+@dataclass(frozen=True)
+class PoolQuery:
+    """Which workers may be candidates: occupations (the job's own first, then its
+    family), and either a set of villages (a broker's) or consent (an employer)."""
+
+    exact: Sequence[str]
+    related: Sequence[str] = ()
+    villages: frozenset[str] | None = None  # a broker: only these villages
+    region_prefix: str | None = None  # an officer: only inside this region
+    consent_only: bool = False
+    near_prefix: str | None = None  # the job's district: its workers are picked first
+    limit: int = POOL
+
+
+async def pool(session: AsyncSession, query: PoolQuery) -> list[int]:
+    """Worker ids to rank, bounded by ``query.limit``: those of the job's occupation near
+    the job, then anywhere (most recently verified first), then of related occupations.
+    Each step is one index range scan."""
+    found: dict[int, None] = {}
+    steps: list[tuple[Sequence[str], str | None]] = []
+    if query.near_prefix:
+        steps.append((query.exact, query.near_prefix))
+    steps.append((query.exact, None))
+    if query.related:
+        if query.near_prefix:
+            steps.append((query.related, query.near_prefix))
+        steps.append((query.related, None))
+    for keys, prefix in steps:
+        want = query.limit - len(found)
+        if want <= 0 or not keys:
+            continue
+        stmt = select(col(WorkerOccupation.worker_id)).where(
+            col(WorkerOccupation.occupation_key).in_(list(keys))
+        )
+        if query.consent_only:
+            stmt = stmt.where(col(WorkerOccupation.consent).is_(True))
+        if query.villages is not None:
+            stmt = stmt.where(col(WorkerOccupation.village_code).in_(sorted(query.villages)))
+        if query.region_prefix:
+            stmt = stmt.where(col(WorkerOccupation.village_code).startswith(query.region_prefix))
+        if prefix:
+            stmt = stmt.where(col(WorkerOccupation.village_code).startswith(prefix))
+        if found:
+            stmt = stmt.where(col(WorkerOccupation.worker_id).not_in(list(found)))
+        stmt = stmt.order_by(col(WorkerOccupation.verified_at).desc()).limit(want)
+        for worker_id in (await session.execute(stmt)).scalars():
+            found.setdefault(worker_id, None)
+    return list(found)

@@ -1,0 +1,219 @@
+"""The first wage: a month after the start the broker records whether it was paid in
+full and on time; a wage not paid in full opens an arrears case (欠薪), which the
+tasks issue turns into a rights-protection task and which lowers the employer's
+standing. See docs/matching.md."""
+
+from __future__ import annotations
+
+import calendar
+from datetime import date, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from marketplace import audit
+from marketplace.access import Actor, require
+from marketplace.clock import utcnow
+from marketplace.errors import Conflict, Invalid, NotFound
+from marketplace.events import emit
+from marketplace.placements.models import (
+    ArrearsCase,
+    ArrearsStatus,
+    Placement,
+    Standing,
+    WageReport,
+    WageReportCreate,
+)
+from marketplace.placements.service import active_broker
+from marketplace.workers.models import Worker
+
+
+def one_month_after(day: date) -> date:
+    """The same day next month, or that month's last day (31 Jan -> 28/29 Feb)."""
+    year, month = (day.year + 1, 1) if day.month == 12 else (day.year, day.month + 1)
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def report_due_on(placement: Placement) -> date:
+    return one_month_after(placement.starts_on)
+
+
+async def report_wage(
+    *,
+    session: AsyncSession,
+    actor: Actor,
+    placement_id: int,
+    data: WageReportCreate,
+    today: date,
+    now: datetime | None = None,
+) -> tuple[WageReport, ArrearsCase | None]:
+    now = now or utcnow()
+    reach = await active_broker(session, actor, "placement.report_wage")
+    placement = await session.get(Placement, placement_id, with_for_update=True)
+    if placement is None or reach.broker is None or placement.broker_id != reach.broker.id:
+        raise NotFound(f"上岗记录 {placement_id} 不存在", field="id")
+    due = report_due_on(placement)
+    if today < due:
+        raise Conflict(
+            f"首月工资回访在开工满一个月后（{due:%Y-%m-%d} 起）填报", field="placement_id"
+        )
+    existing = (
+        await session.execute(
+            select(col(WageReport.id)).where(col(WageReport.placement_id) == placement_id)
+        )
+    ).scalar_one_or_none()
+    if existing is not None:
+        raise Conflict("此上岗记录的首月工资已回访填报过", field="placement_id")
+    if data.paid_in_full and data.owed_fen:
+        raise Invalid("owed_fen", "工资已足额发放时不能填写欠薪金额")
+    report = WageReport(
+        placement_id=placement_id,
+        paid_in_full=data.paid_in_full,
+        paid_on_time=data.paid_on_time,
+        amount_paid_fen=data.amount_paid_fen,
+        note=(data.note or "").strip() or None,
+        reported_by=actor.user_id,
+        reported_at=now,
+    )
+    session.add(report)
+    await session.flush()
+    case = None if data.paid_in_full else await _open_case(session, placement, report, data, now)
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="placement.wage_report",
+        object_type="placement",
+        object_id=placement_id,
+        detail={
+            "paid_in_full": data.paid_in_full,
+            "paid_on_time": data.paid_on_time,
+            "arrears_case_id": case.id if case else None,
+        },
+    )
+    return report, case
+
+
+async def _open_case(
+    session: AsyncSession,
+    placement: Placement,
+    report: WageReport,
+    data: WageReportCreate,
+    now: datetime,
+) -> ArrearsCase:
+    assert placement.id is not None
+    assert report.id is not None
+    worker = await session.get(Worker, placement.worker_id)
+    assert worker is not None
+    case = ArrearsCase(
+        placement_id=placement.id,
+        wage_report_id=report.id,
+        organization_id=placement.organization_id,
+        broker_id=placement.broker_id,
+        worker_id=placement.worker_id,
+        # The worker's home village: its broker follows the case up, and the
+        # rights-protection task belongs to that district.
+        region_code=worker.hukou_village_code,
+        owed_fen=data.owed_fen,
+        opened_at=now,
+    )
+    session.add(case)
+    await session.flush()
+    await emit(
+        session,
+        "arrears.opened",
+        {
+            "case_id": case.id,
+            "placement_id": case.placement_id,
+            "organization_id": case.organization_id,
+            "broker_id": case.broker_id,
+            "region_code": case.region_code,
+        },
+    )
+    return case
+
+
+async def wage_report_of(session: AsyncSession, placement_id: int) -> WageReport | None:
+    return (
+        await session.execute(
+            select(WageReport).where(col(WageReport.placement_id) == placement_id)
+        )
+    ).scalar_one_or_none()
+
+
+async def arrears_of(session: AsyncSession, placement_id: int) -> ArrearsCase | None:
+    return (
+        await session.execute(
+            select(ArrearsCase).where(col(ArrearsCase.placement_id) == placement_id)
+        )
+    ).scalar_one_or_none()
+
+
+# --- standing ------------------------------------------------------------------------
+
+
+async def standing(*, session: AsyncSession, organization_id: int) -> Standing:
+    """The employer's record with placed workers, for reviewers' and brokers' job and
+    organisation views. Counts placements where the organisation is the employer."""
+    placements = (
+        await session.execute(
+            select(func.count()).where(col(Placement.organization_id) == organization_id)
+        )
+    ).scalar_one()
+    reports = (
+        await session.execute(
+            select(
+                func.count(),
+                func.count().filter(
+                    col(WageReport.paid_in_full).is_(True), col(WageReport.paid_on_time).is_(True)
+                ),
+                func.count().filter(
+                    col(WageReport.paid_in_full).is_(True), col(WageReport.paid_on_time).is_(False)
+                ),
+            )
+            .select_from(WageReport)
+            .join(Placement, col(Placement.id) == col(WageReport.placement_id))
+            .where(col(Placement.organization_id) == organization_id)
+        )
+    ).one()
+    cases = (
+        await session.execute(
+            select(
+                func.count(),
+                func.count().filter(col(ArrearsCase.status) == ArrearsStatus.open),
+            ).where(col(ArrearsCase.organization_id) == organization_id)
+        )
+    ).one()
+    total_reports, good, late = int(reports[0]), int(reports[1]), int(reports[2])
+    arrears_total, open_arrears = int(cases[0]), int(cases[1])
+    return Standing(
+        organization_id=organization_id,
+        placements=int(placements),
+        wage_reports=total_reports,
+        paid_in_full_on_time=good,
+        paid_late=late,
+        open_arrears=open_arrears,
+        arrears_total=arrears_total,
+        summary=_summary(int(placements), total_reports, good, late, open_arrears, arrears_total),
+        warning=open_arrears > 0,
+    )
+
+
+def _summary(placements: int, reports: int, good: int, late: int, open_: int, total: int) -> str:
+    if placements == 0:
+        return "尚无经平台上岗的劳动者"
+    parts = [f"经平台上岗 {placements} 人", f"首月工资回访 {reports} 人"]
+    if reports:
+        parts.append(f"按时足额 {good} 人")
+    if late:
+        parts.append(f"迟发 {late} 人")
+    if open_:
+        parts.append(f"欠薪未结 {open_} 起")
+    elif total:
+        parts.append(f"欠薪 {total} 起（均已处理）")
+    return "，".join(parts)
+
+
+async def standing_for(*, session: AsyncSession, actor: Actor, organization_id: int) -> Standing:
+    require(actor, "organization.standing")
+    return await standing(session=session, organization_id=organization_id)

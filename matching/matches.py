@@ -1,0 +1,331 @@
+"""Candidates for a job and jobs for a worker: prefilter in the database, rank a
+bounded set with ``matching.rank``, shape for the reader (docs/matching.md).
+
+Who sees what:
+- a broker: the workers of their villages (consenting or not: the list says who has
+  not consented, and recommending them is refused), named;
+- an employer or agency: consenting workers only, for their own jobs, masked until a
+  broker recommends one to that job; then the name and phone;
+- officers (city, district, township): the workers of their region, named.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from marketplace.access import Actor, Role, require
+from marketplace.clock import local, utcnow
+from marketplace.crypto import DataCipher
+from marketplace.errors import NotFound
+from marketplace.jobs.models import Job, JobStatus
+from marketplace.placements import cards
+from marketplace.placements.candidates import POOL, PoolQuery, pool
+from marketplace.placements.models import (
+    CandidateOut,
+    ComponentOut,
+    MatchOut,
+    Recommendation,
+    RecommendationStatus,
+)
+from marketplace.placements.service import job_belongs_to, organization_of
+from marketplace.workers import scope
+from marketplace.workers.models import Worker
+from matching.rank import (
+    Certificate,
+    JobProfile,
+    Ranked,
+    WorkerProfile,
+    job_occupation,
+    score,
+    skill_keys,
+)
+from matching.taxonomy import load_taxonomy
+
+CHONGQING = "50"
+
+
+def worker_profile(worker: Worker) -> WorkerProfile:
+    return WorkerProfile(
+        occupation_codes=tuple(worker.occupation_codes),
+        skills=tuple(worker.skills),
+        region_code=worker.current_region_code or worker.hukou_village_code,
+        mobility=worker.mobility,
+        wage_min_fen=worker.wage_min_fen,
+        wage_max_fen=worker.wage_max_fen,
+        wage_unit=worker.wage_unit,
+        available_from=worker.available_from,
+        employment_status=worker.employment_status,
+        certificates=tuple(_certificate(c) for c in worker.certificates),
+        last_verified_at=worker.last_verified_at,
+    )
+
+
+def _certificate(raw: dict[str, Any]) -> Certificate:
+    expires = raw.get("expires_on")
+    if isinstance(expires, str):
+        expires = date.fromisoformat(expires[:10])
+    return Certificate(type=str(raw.get("type", "")), expires_on=expires)
+
+
+def job_profile(job: Job) -> JobProfile:
+    return JobProfile(
+        occupation_code=job.occupation_code,
+        title=job.title,
+        region_code=job.work_region_code,
+        wage_min_fen=job.wage_min_fen,
+        wage_max_fen=job.wage_max_fen,
+        wage_unit=job.wage_unit,
+        starts_on=job.starts_on,
+        certificates_required=tuple(job.certificates_required),
+    )
+
+
+def _components(ranked: Ranked) -> list[ComponentOut]:
+    return [
+        ComponentOut(name=c.name, score=c.score, weight=c.weight, reason=c.reason)
+        for c in ranked.components
+    ]
+
+
+def _occupation_keys(job: Job) -> tuple[list[str], list[str]]:
+    """The job's occupation, and the other occupations of its family."""
+    tax = load_taxonomy()
+    occ = tax.lookup(job.occupation_code) if job.occupation_code else None
+    if occ is None:
+        occ = job_occupation(job_profile(job), tax)
+    if occ is None:
+        return [], []
+    return [occ.key], [o.key for o in tax.family(occ.family) if o.key != occ.key]
+
+
+def _names(keys: list[str]) -> list[str]:
+    tax = load_taxonomy()
+    return [o.name for o in (tax.get(k) for k in keys) if o is not None]
+
+
+async def _recommendations(
+    session: AsyncSession, *, job_ids: list[int] | None = None, worker_ids: list[int] | None = None
+) -> dict[tuple[int, int], Recommendation]:
+    """The latest recommendation per (job, worker) among the given ones."""
+    stmt = select(Recommendation).order_by(col(Recommendation.id))
+    if job_ids is not None:
+        stmt = stmt.where(col(Recommendation.job_id).in_(job_ids))
+    if worker_ids is not None:
+        stmt = stmt.where(col(Recommendation.worker_id).in_(worker_ids))
+    found: dict[tuple[int, int], Recommendation] = {}
+    for rec in (await session.execute(stmt)).scalars():
+        if rec.status != RecommendationStatus.lapsed:
+            found[(rec.job_id, rec.worker_id)] = rec
+    return found
+
+
+async def candidates(
+    *,
+    session: AsyncSession,
+    actor: Actor,
+    cipher: DataCipher,
+    job_id: int,
+    limit: int = 20,
+    offset: int = 0,
+    now: datetime | None = None,
+) -> tuple[list[CandidateOut], int]:
+    """The best candidates for a job, best first, and how many were ranked."""
+    now = now or utcnow()
+    today = local(now).date()
+    require(actor, "matching.candidates")
+    job = await session.get(Job, job_id)
+    missing = NotFound(f"岗位 {job_id} 不存在", field="id")
+    if job is None or job.id is None:
+        raise missing
+    employer = actor.role in (Role.employer, Role.agency)
+    exact, related = _occupation_keys(job)
+    near = job.work_region_code[:6] if job.work_region_code.startswith(CHONGQING) else None
+    query = PoolQuery(exact=exact, related=related, near_prefix=near, limit=POOL)
+    if employer:
+        if not job_belongs_to(job, await organization_of(session, actor)):
+            raise missing
+        query = PoolQuery(exact=exact, related=related, near_prefix=near, consent_only=True)
+    elif actor.role == Role.broker:
+        if job.status != JobStatus.published:
+            raise missing
+        reach = await scope.reach(session, actor)
+        query = PoolQuery(exact=exact, related=related, near_prefix=near, villages=reach.villages)
+    elif not actor.is_system:
+        query = PoolQuery(
+            exact=exact, related=related, near_prefix=near, region_prefix=actor.region_code
+        )
+    ids = await pool(session, query)
+    profile = job_profile(job)
+    # Rank on the columns ranking reads; load whole records for the page only.
+    ranked = sorted(
+        (
+            (worker_id, score(worker, profile, now=now, today=today))
+            for worker_id, worker in await _profiles(session, ids)
+        ),
+        key=lambda pair: (-pair[1].score, pair[0]),
+    )
+    chosen = ranked[offset : offset + limit]
+    records = {w.id: w for w in await _live_workers(session, [i for i, _ in chosen])}
+    page = [(records[i], result) for i, result in chosen if i in records]
+    recs = await _recommendations(
+        session, job_ids=[job.id], worker_ids=[w.id for w, _ in page if w.id is not None]
+    )
+    names = await cards.region_names(session, [w.hukou_village_code for w, _ in page])
+    items = []
+    for worker, result in page:
+        assert worker.id is not None
+        rec = recs.get((job.id, worker.id))
+        # Employers see a worker in full once a broker recommended them to this job.
+        masked = employer and rec is None
+        card = cards.worker_card(
+            worker,
+            names=names,
+            masked=masked,
+            cipher=cipher if employer else None,
+            today=today,
+            occupation_names=_names(list(worker.occupation_codes)),
+        )
+        items.append(
+            CandidateOut(
+                score=result.score,
+                components=_components(result),
+                worker=card,
+                recommendation_id=rec.id if rec else None,
+                recommendation_status=rec.status if rec else None,
+            )
+        )
+    return items, len(ranked)
+
+
+_PROFILE_COLUMNS = (
+    col(Worker.id),
+    col(Worker.occupation_codes),
+    col(Worker.skills),
+    col(Worker.current_region_code),
+    col(Worker.hukou_village_code),
+    col(Worker.mobility),
+    col(Worker.wage_min_fen),
+    col(Worker.wage_max_fen),
+    col(Worker.wage_unit),
+    col(Worker.available_from),
+    col(Worker.employment_status),
+    col(Worker.certificates),
+    col(Worker.last_verified_at),
+)
+
+
+async def _profiles(session: AsyncSession, ids: list[int]) -> list[tuple[int, WorkerProfile]]:
+    """What ranking reads of each live worker, without building ORM objects."""
+    if not ids:
+        return []
+    rows = await session.execute(
+        select(*_PROFILE_COLUMNS).where(col(Worker.id).in_(ids), col(Worker.deleted_at).is_(None))
+    )
+    return [
+        (
+            int(r.id),
+            WorkerProfile(
+                occupation_codes=tuple(r.occupation_codes or ()),
+                skills=tuple(r.skills or ()),
+                region_code=r.current_region_code or r.hukou_village_code,
+                mobility=r.mobility,
+                wage_min_fen=r.wage_min_fen,
+                wage_max_fen=r.wage_max_fen,
+                wage_unit=r.wage_unit,
+                available_from=r.available_from,
+                employment_status=r.employment_status,
+                certificates=tuple(_certificate(c) for c in r.certificates or ()),
+                last_verified_at=r.last_verified_at,
+            ),
+        )
+        for r in rows.all()
+    ]
+
+
+async def _live_workers(session: AsyncSession, ids: list[int]) -> list[Worker]:
+    if not ids:
+        return []
+    rows = await session.execute(
+        select(Worker).where(col(Worker.id).in_(ids), col(Worker.deleted_at).is_(None))
+    )
+    return list(rows.scalars())
+
+
+async def matches(
+    *,
+    session: AsyncSession,
+    actor: Actor,
+    worker_id: int,
+    limit: int = 20,
+    offset: int = 0,
+    now: datetime | None = None,
+) -> tuple[list[MatchOut], int]:
+    """The best published jobs for a worker the actor may see, best first."""
+    now = now or utcnow()
+    today = local(now).date()
+    require(actor, "matching.matches")
+    reach = await scope.reach(session, actor)
+    worker = await scope.load(session, reach, worker_id)
+    profile = worker_profile(worker)
+    jobs = await _job_pool(session, worker)
+    ranked = sorted(
+        ((j, score(profile, job_profile(j), now=now, today=today)) for j in jobs),
+        key=lambda pair: (-pair[1].score, pair[0].id or 0),
+    )
+    page = ranked[offset : offset + limit]
+    recs = await _recommendations(
+        session, job_ids=[j.id for j, _ in page if j.id is not None], worker_ids=[worker_id]
+    )
+    names = await cards.region_names(session, [j.work_region_code for j, _ in page])
+    orgs = await cards.organizations(session, [j.organization_id for j, _ in page])
+    items = []
+    for job, result in page:
+        assert job.id is not None
+        rec = recs.get((job.id, worker_id))
+        items.append(
+            MatchOut(
+                score=result.score,
+                components=_components(result),
+                job=cards.job_card(job, names=names, organization=orgs.get(job.organization_id)),
+                recommendation_id=rec.id if rec else None,
+                recommendation_status=rec.status if rec else None,
+            )
+        )
+    return items, len(ranked)
+
+
+async def _job_pool(session: AsyncSession, worker: Worker, *, limit: int = POOL) -> list[Job]:
+    """Published jobs of the worker's occupations (then their families), nearest
+    district first, bounded; a worker who stays local gets their district's only."""
+    tax = load_taxonomy()
+    own = [k for k in worker.occupation_codes if tax.get(k) is not None]
+    if not own:  # codes not derived yet: what the typed skills name
+        own = list(dict.fromkeys(key for skill in worker.skills for key, _ in skill_keys(skill)))
+    family = {o.key for k in own for o in tax.family(tax.get(k).family)}  # type: ignore[union-attr]
+    related = sorted(family - set(own))
+    home = (worker.current_region_code or worker.hukou_village_code)[:6]
+    found: dict[int, Job] = {}
+    steps: list[tuple[list[str], str | None]] = [(own, home), (own, None)]
+    steps += [(related, home), (related, None)]
+    for keys, prefix in steps:
+        if not keys or len(found) >= limit:
+            continue
+        if worker.mobility == "local" and prefix is None:
+            continue
+        stmt = select(Job).where(
+            col(Job.status) == JobStatus.published, col(Job.occupation_code).in_(keys)
+        )
+        if prefix:
+            stmt = stmt.where(col(Job.work_region_code).startswith(prefix))
+        if found:
+            stmt = stmt.where(col(Job.id).not_in(list(found)))
+        stmt = stmt.order_by(col(Job.starts_on).desc()).limit(limit - len(found))
+        for job in (await session.execute(stmt)).scalars():
+            if job.id is not None:
+                found[job.id] = job
+    return list(found.values())

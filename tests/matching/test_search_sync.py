@@ -1,0 +1,111 @@
+"""The index follows the database through the outbox, in bursts too, and a rebuild
+gives the same index as the events did."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, update
+from sqlmodel import col
+
+from bench.scale_data import generate
+from marketplace.db import create_engine, session_factory, unit_of_work
+from marketplace.dispatcher import Registry, drain
+from marketplace.events import emit
+from marketplace.jobs.models import Job
+from marketplace.workers.models import Worker
+from matching.search import JOBS, WORKERS, SearchDoc, SearchQuery
+from matching.search.base import IndexSpec
+from matching.search.embedded import EmbeddedBackend
+from matching.search.sync import handlers, rebuild_jobs, rebuild_workers
+from tests.web.test_cli import db_env, env, run
+
+__all__ = ["db_env", "env"]  # fixtures shared with the CLI tests
+
+
+class CountingBackend(EmbeddedBackend):
+    writes = 0
+
+    async def upsert(self, spec: IndexSpec, docs: Sequence[SearchDoc]) -> None:
+        self.writes += bool(docs)
+        await super().upsert(spec, docs)
+
+
+async def test_bursts_are_indexed_in_few_commits_and_match_a_rebuild(
+    db_url: str, tmp_path: Path
+) -> None:
+    await generate(db_url, workers=120, jobs=40, seed=3)
+    engine = create_engine(db_url)
+    sessions = session_factory(engine)
+    try:
+        async with unit_of_work(sessions) as session:
+            for worker_id in (await session.execute(select(col(Worker.id)))).scalars():
+                await emit(session, "worker.changed", {"worker_id": worker_id, "action": "create"})
+            for job_id in (await session.execute(select(col(Job.id)))).scalars():
+                await emit(session, "job.changed", {"job_id": job_id, "action": "create"})
+            published = (
+                await session.execute(
+                    select(func.count()).select_from(Job).where(col(Job.status) == "published")
+                )
+            ).scalar_one()
+        backend = CountingBackend(tmp_path / "search")
+        registry = Registry()
+        for name, handler in handlers(backend).items():
+            registry.subscribe(name, "search", handler)
+        await drain(sessions, registry)
+        assert await backend.count(WORKERS) == 120
+        assert await backend.count(JOBS) == published  # drafts, closed… are not searchable
+        assert backend.writes <= 2  # one commit per burst, not one per event
+
+        # A job closed and a worker deleted leave the index with their events.
+        async with unit_of_work(sessions) as session:
+            job_id = (
+                await session.execute(
+                    select(col(Job.id)).where(col(Job.status) == "published").limit(1)
+                )
+            ).scalar_one()
+            await session.execute(update(Job).where(col(Job.id) == job_id).values(status="closed"))
+            await emit(session, "job.changed", {"job_id": job_id, "action": "close"})
+            await session.execute(
+                update(Worker).where(col(Worker.id) == 1).values(deleted_at=func.now())
+            )
+            await emit(session, "worker.changed", {"worker_id": 1, "action": "delete"})
+        await drain(sessions, registry)
+        assert await backend.count(JOBS) == published - 1
+        assert await backend.count(WORKERS) == 119
+        hits = await backend.search(WORKERS, SearchQuery(limit=500))
+        assert 1 not in hits.ids
+
+        # A rebuild from the database gives the same documents.
+        fresh = EmbeddedBackend(tmp_path / "rebuilt")
+        async with sessions() as session:
+            assert await rebuild_workers(session, fresh, batch=50) == 119
+            assert await rebuild_jobs(session, fresh, batch=7) == published - 1
+        for text in ("工", "焊工", "万州", "普工"):
+            query: Any = SearchQuery(text=text, limit=500)
+            assert sorted((await fresh.search(WORKERS, query)).ids) == sorted(
+                (await backend.search(WORKERS, query)).ids
+            )
+            assert sorted((await fresh.search(JOBS, query)).ids) == sorted(
+                (await backend.search(JOBS, query)).ids
+            )
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_laowu_index_rebuild(db_env: str, env: dict[str, str]) -> None:
+    asyncio.run(generate(db_env, workers=30, jobs=12, seed=9))
+    result = run("index", "rebuild")
+    assert result.exit_code == 0, result.output
+    assert "劳动者索引已重建：30 条" in result.stdout
+    assert "岗位索引已重建" in result.stdout
+    backend = EmbeddedBackend(Path(env["LAOWU_VAR_DIR"]) / "search")
+    assert asyncio.run(backend.count(WORKERS)) == 30
+    result = run("index", "rebuild", "--only", "workers")
+    assert result.exit_code == 0, result.output
+    assert "岗位" not in result.stdout
