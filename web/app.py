@@ -24,6 +24,7 @@ from web.api.auth import AuthController, MeController
 from web.api.health import healthz, readyz
 from web.api.notifications import NotificationsController
 from web.api.regions import RegionsController
+from web.api.tasks import CONTROLLERS as TASK_CONTROLLERS
 from web.api.users import UsersController
 from web.api.workers import WorkersController
 from web.auth import AuthMiddleware
@@ -46,6 +47,7 @@ API_ROUTES: list[ControllerRouterHandler] = [
     AuditController,
     NotificationsController,
     WorkersController,
+    *TASK_CONTROLLERS,
     healthz,
     readyz,
 ]
