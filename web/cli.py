@@ -283,7 +283,12 @@ def demo(seed: int) -> None:
     async def run(settings: Settings) -> list[tuple[str, str, str, str | None]]:
         engine = create_engine(settings.db.url)
         try:
-            return await load_demo(session_factory(engine), settings.security.cipher(), seed=seed)
+            return await load_demo(
+                session_factory(engine),
+                settings.security.cipher(),
+                seed=seed,
+                media_dir=settings.media_dir,
+            )
         finally:
             await engine.dispose()
 

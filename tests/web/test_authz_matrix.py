@@ -531,6 +531,10 @@ PAGE_RULES: dict[tuple[str, str], PageRule] = {
     ("POST", "/inbox"): PageRule(anon=403),
     ("GET", "/workers"): PageRule(anon=302),
     ("POST", "/workers"): PageRule(anon=403),
+    ("GET", "/tasks"): PageRule(anon=302),
+    ("POST", "/tasks"): PageRule(anon=403),
+    ("GET", "/spot-checks"): PageRule(anon=302),
+    ("POST", "/spot-checks"): PageRule(anon=403),
 }
 
 
