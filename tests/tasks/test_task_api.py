@@ -392,3 +392,20 @@ async def test_township_check_comes_first_where_the_district_asks(
     )
     assert done.json()["status"] == "approved"
     await drain(app.state.sessions, app.state.registry)
+
+
+async def test_two_brokers_claiming_at_once_one_wins(
+    client: Any, make_account: Any, login: Any
+) -> None:
+    import asyncio
+
+    s = await _scene(make_account, login)
+    task = await _publish(client, s["h_admin"])
+    results = await asyncio.gather(
+        client.post(f"/api/v1/tasks/{task['id']}/claim", headers=s["h_broker"]),
+        client.post(f"/api/v1/tasks/{task['id']}/claim", headers=s["h_other"]),
+    )
+    assert sorted(r.status_code for r in results) == [200, 409]
+    shown = await client.get(f"/api/v1/tasks/{task['id']}", headers=s["h_admin"])
+    winner = next(r for r in results if r.status_code == 200)
+    assert shown.json()["broker_id"] == winner.json()["broker_id"]

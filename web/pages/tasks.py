@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from marketplace.access import Actor, Role, can
+from marketplace.db import begin_write
 from marketplace.errors import DomainError, NotFound
 from marketplace.funding import funding_label
 from marketplace.regions.models import Region
@@ -311,6 +312,9 @@ async def task_submit(
             session=db, actor=actor, store=_store(request), task_id=task_id, files=files, **fields
         )
     except DomainError as exc:
+        if getattr(exc, "keep_changes", False):
+            await db.commit()  # a refused double count is kept for the reviewer
+            await begin_write(db)
         errors = await refuse_in_form(request, db, exc)
         return await _task_page(request, db, actor, task_id, errors=errors, status_code=exc.status)
     return Redirect(f"/tasks/{task_id}?saved=submitted", status_code=HTTP_303_SEE_OTHER)
