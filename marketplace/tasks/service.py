@@ -380,6 +380,7 @@ async def list_tasks(
         else:
             where += [
                 col(ServiceTask.status) == TaskStatus.open,
+                col(ServiceTask.deadline) > utcnow(),  # the hourly sweep may not have run yet
                 col(ServiceTask.region_code).in_(_near(villages)),
             ]
     elif not actor.is_system and actor.region_code != "50":
