@@ -11,12 +11,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = [
-    "bench_foundation.py",
-    "bench_workers_import.py",
-    "bench_workers_list.py",
-    "bench_search.py",
-]
+# Every bench_*.py script here, in name order (each writes its own section of RESULTS.md).
+BENCHMARKS = sorted(path.name for path in HERE.glob("bench_*.py"))
 
 
 def main() -> int:

@@ -179,6 +179,31 @@ POLICIES: dict[str, frozenset[str]] = {
     "organization.standing": frozenset(
         {Role.broker, Role.city_admin, Role.district_admin, Role.township_officer}
     ),
+    # Public-service tasks (docs/tasks.md): the city sets types and rates, districts
+    # publish and review, townships give the first look where the district asks,
+    # brokers claim and submit evidence.
+    "task_type.view": frozenset(Role),
+    "task_type.manage": frozenset({Role.city_admin}),
+    "task.view": frozenset(
+        {
+            Role.broker,
+            Role.city_admin,
+            Role.district_admin,
+            Role.township_officer,
+            Role.village_officer,
+        }
+    ),
+    "task.publish": frozenset(ADMIN_ROLES),
+    "task.settings": frozenset(ADMIN_ROLES),
+    "task.claim": frozenset({Role.broker}),
+    "task.submit": frozenset({Role.broker}),
+    "task.review": frozenset({Role.city_admin, Role.district_admin, Role.township_officer}),
+    "evidence.view": frozenset(
+        {Role.broker, Role.city_admin, Role.district_admin, Role.township_officer}
+    ),
+    "spot_check.view": frozenset(ADMIN_ROLES),
+    "spot_check.draw": frozenset(ADMIN_ROLES),
+    "spot_check.record": frozenset(ADMIN_ROLES),
 }
 
 

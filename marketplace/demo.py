@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 from faker import Faker
@@ -28,6 +29,7 @@ from marketplace.db import unit_of_work
 from marketplace.jobs.demo import demo_jobs
 from marketplace.placements.demo import demo_placements
 from marketplace.regions.models import Region, RegionLevel
+from marketplace.tasks.demo import demo_tasks
 from marketplace.workers import importing, records
 from marketplace.workers import service as workers
 from marketplace.workers.identity import check_char
@@ -55,7 +57,11 @@ Login = tuple[str, str, str, str | None]  # username, role, region, TOTP secret
 
 
 async def load_demo(
-    factory: async_sessionmaker[AsyncSession], cipher: DataCipher, *, seed: int
+    factory: async_sessionmaker[AsyncSession],
+    cipher: DataCipher,
+    *,
+    seed: int,
+    media_dir: Path | None = None,
 ) -> list[Login]:
     logins: list[Login] = []
     async with unit_of_work(factory) as session:
@@ -82,6 +88,8 @@ async def load_demo(
         await demo_jobs(session, seed=seed)
         # After the jobs demo: recommendations and placements at every stage.
         await demo_placements(session, seed=seed)
+        if media_dir is not None:  # tasks carry evidence photos under the media directory
+            await demo_tasks(session, media_dir, seed=seed, districts=[d.code for d in DISTRICTS])
     return logins
 
 

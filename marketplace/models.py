@@ -29,6 +29,17 @@ from marketplace.placements.models import (
     WorkerOccupation,
 )
 from marketplace.regions.models import Region
+from marketplace.tasks.models import (
+    DistrictTaskSetting,
+    EvidenceFile,
+    PersonConflict,
+    PersonCount,
+    ServiceTask,
+    SpotCheck,
+    SpotCheckItem,
+    TaskSubmission,
+    TaskType,
+)
 from marketplace.workers.models import DuplicateDismissal, ImportJob, Worker, WorkerChange
 
 __all__ = [
@@ -42,7 +53,9 @@ __all__ = [
     "BrokerApplication",
     "BrokerStatusChange",
     "BrokerVillage",
+    "DistrictTaskSetting",
     "DuplicateDismissal",
+    "EvidenceFile",
     "ExamAttempt",
     "ExamItem",
     "ExamPolicy",
@@ -53,11 +66,18 @@ __all__ = [
     "OrganizationMember",
     "OutboxDelivery",
     "OutboxEvent",
+    "PersonConflict",
+    "PersonCount",
     "Placement",
     "Question",
     "QuestionVersion",
     "Recommendation",
     "Region",
+    "ServiceTask",
+    "SpotCheck",
+    "SpotCheckItem",
+    "TaskSubmission",
+    "TaskType",
     "TrainingAttendance",
     "TrainingCourse",
     "TrainingMaterial",

@@ -34,6 +34,7 @@ from web.api.questions import QuestionsController
 from web.api.recommendations import PlacementsController, RecommendationsController
 from web.api.regions import RegionsController
 from web.api.search import SearchController
+from web.api.tasks import CONTROLLERS as TASK_CONTROLLERS
 from web.api.training import TrainingCoursesController, TrainingsController
 from web.api.users import UsersController
 from web.api.workers import WorkersController
@@ -69,6 +70,7 @@ API_ROUTES: list[ControllerRouterHandler] = [
     OrganizationsController,
     JobsController,
     SearchController,
+    *TASK_CONTROLLERS,
     healthz,
     readyz,
 ]

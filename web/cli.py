@@ -283,7 +283,12 @@ def demo(seed: int) -> None:
     async def run(settings: Settings) -> list[tuple[str, str, str, str | None]]:
         engine = create_engine(settings.db.url)
         try:
-            return await load_demo(session_factory(engine), settings.security.cipher(), seed=seed)
+            return await load_demo(
+                session_factory(engine),
+                settings.security.cipher(),
+                seed=seed,
+                media_dir=settings.media_dir,
+            )
         finally:
             await engine.dispose()
 
@@ -332,8 +337,10 @@ def worker(interval: float, once: bool) -> None:
         factory = session_factory(engine)
         registry = build_registry(search=_search_backend(settings))
         expiry = DailyExpiry()  # jobs past their end date, once a day
+        housekeeping = TaskHousekeeping()
         try:
             while True:
+                await housekeeping.maybe_run(factory)
                 try:
                     report = await drain(factory, registry)
                     await expiry.tick(factory)
@@ -598,3 +605,79 @@ def matching_rebuild() -> None:
 
     rows, seconds = _run(run)
     click.echo(f"候选人预筛表已重建：{rows} 行（{seconds:.1f} 秒）")
+
+
+# --- public-service tasks ---------------------------------------------------------
+
+
+class TaskHousekeeping:
+    """Run by ``laowu worker`` at most hourly: expire and close tasks past their
+    deadline, and make this month's HR-database-update tasks (idempotent per period)."""
+
+    interval = 3600.0
+
+    def __init__(self) -> None:
+        self.last = -self.interval
+
+    async def maybe_run(self, factory: Any) -> None:
+        if time.monotonic() - self.last < self.interval:
+            return
+        self.last = time.monotonic()
+        from marketplace.tasks import service as tasks
+
+        try:
+            async with unit_of_work(factory) as session:
+                await tasks.sweep(session=session)
+                await tasks.generate_hr_tasks(session=session, period=tasks.current_period())
+        except Exception as exc:  # housekeeping must never stop event delivery
+            log.warning("task housekeeping failed: %s", _first_line(exc))
+
+
+@main.group("tasks")
+def tasks_group() -> None:
+    """公共服务任务。"""
+
+
+@tasks_group.command("generate")
+@click.option("--period", required=True, help="月份，如 2026-12")
+@friendly
+def tasks_generate(period: str) -> None:
+    """为台账中超过 12 个月未核实记录的村生成本期“人力资源数据库更新”任务（可重复执行）。"""
+    import re
+
+    from marketplace.tasks import service as tasks
+
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", period):
+        raise CliError("--period 应为 YYYY-MM，如 2026-12")
+
+    async def run(settings: Settings) -> dict[str, int]:
+        engine = create_engine(settings.db.url)
+        try:
+            async with unit_of_work(session_factory(engine)) as session:
+                return await tasks.generate_hr_tasks(session=session, period=period)
+        finally:
+            await engine.dispose()
+
+    report = _run(run)
+    click.echo(
+        f"{period}：新生成 {report['created']} 个任务，已有 {report['existing']} 个，"
+        f"{report['no_broker']} 个村没有在岗经纪人未生成"
+    )
+
+
+@tasks_group.command("sweep")
+@friendly
+def tasks_sweep() -> None:
+    """过期未领取的任务标为已过期，过期已领取、已退回或已通过的任务关闭。"""
+    from marketplace.tasks import service as tasks
+
+    async def run(settings: Settings) -> dict[str, int]:
+        engine = create_engine(settings.db.url)
+        try:
+            async with unit_of_work(session_factory(engine)) as session:
+                return await tasks.sweep(session=session)
+        finally:
+            await engine.dispose()
+
+    moved = _run(run)
+    click.echo(f"已过期 {moved['expired']} 个，已关闭 {moved['closed']} 个")

@@ -6,6 +6,7 @@ from marketplace.brokers import notify as broker_notify
 from marketplace.dispatcher import Registry
 from marketplace.notifications import service as notifications
 from marketplace.placements import candidates as candidate_prefilter
+from marketplace.tasks import service as tasks
 from matching.search import SearchBackend
 from matching.search import sync as search_sync
 
@@ -22,4 +23,6 @@ def build_registry(search: SearchBackend | None = None) -> Registry:
     if search is not None:  # the search index follows workers and jobs (docs/search.md)
         for event_name, index_handler in search_sync.handlers(search).items():
             registry.subscribe(event_name, "search", index_handler)
+    # An arrears case from the jobs package becomes a rights-protection task.
+    registry.subscribe("arrears.opened", "tasks", tasks.on_arrears_opened)
     return registry

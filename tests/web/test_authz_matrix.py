@@ -49,6 +49,7 @@ from marketplace.workers import service as worker_service
 from marketplace.workers.identity import check_char
 from marketplace.workers.models import WorkerCreate
 from tests.conftest import WUXI, YUZHONG
+from tests.tasks import matrix_objects as task_objects
 from tests.web.jobs_matrix_scene import JobsScene, make_jobs_scene
 from tests.web.jobs_matrix_scene import of as jobs_of
 from tests.web.matrix_matching import add_matching, matching_values
@@ -127,6 +128,8 @@ class Scene:
     match_worker: dict[str, int] = field(default_factory=dict)
     recommendation: dict[str, int] = field(default_factory=dict)
     placement: dict[str, int] = field(default_factory=dict)
+    # Public-service tasks: a task waiting for review, its evidence, a spot check.
+    tasks: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 async def _first_child(session: AsyncSession, parent: str) -> str:
@@ -208,6 +211,12 @@ async def build_scene(
         sessions=sessions,
         worker={scope: made[0] for scope, made in workers_made.items()},
         spare_worker={scope: made[1] for scope, made in workers_made.items()},
+        tasks=await task_objects.make(
+            sessions,
+            client.app.state.settings.media_dir,
+            {OWN: own_target, OTHER: other_target},
+            village,
+        ),
     )
     await _make_broker_scene(scene, client)
     for role in ROLES:
@@ -592,6 +601,96 @@ API_RULES: dict[tuple[str, str], Rule] = {
                    other=                             (403, 403, 403, 403, 404, 403, 403, 403, 403),
         body=lambda _, __, ___: {"paid_in_full": True, "paid_on_time": True},
     ),
+    # Public-service tasks (docs/tasks.md). own/other = a task waiting for review in
+    # each village (kept by another broker), its evidence, a spot check over each.
+    ("GET", "/api/v1/task-types"): Rule(anon=401, own=every(200)),
+    ("POST", "/api/v1/task-types"): Rule(
+        anon=401, own=only(201, {Role.city_admin}),
+        body=lambda _, __, n: {"code": f"matrix_type_{n}", "name": "矩阵类型", "unit": "次",
+                               "rate_fen": 100, "funding_source": "employment_subsidy"},
+    ),
+    ("PATCH", "/api/v1/task-types/{type_code:str}"): Rule(
+        anon=401, own=only(200, {Role.city_admin}), body=lambda _, __, n: {"rate_fen": 20000 + n},
+    ),
+    ("POST", "/api/v1/tasks"): Rule(
+        anon=401, own=                                (201, 201, 403, 403, 403, 403, 403, 403, 403),
+                   other=                             (201, 403, 403, 403, 403, 403, 403, 403, 403),
+        body=lambda s, scope, _: {"task_type": "policy_outreach", "region_code": s.village[scope],
+                                  "quantity": 1, "deadline": (utcnow() + timedelta(days=30)).isoformat()},
+    ),
+    ("POST", "/api/v1/tasks/bulk"): Rule(
+        anon=401, own=                                (201, 201, 403, 403, 403, 403, 403, 403, 403),
+                   other=                             (201, 403, 403, 403, 403, 403, 403, 403, 403),
+        body=lambda s, scope, _: {"task_type": "policy_outreach", "region_code": s.township[scope],
+                                  "quantity": 1, "deadline": (utcnow() + timedelta(days=30)).isoformat()},
+    ),
+    ("GET", "/api/v1/tasks"): Rule(
+        anon=401, own=                                (200, 200, 200, 200, 200, 403, 403, 403, 403),
+                   other=                             (200, 403, 403, 403, 200, 403, 403, 403, 403),
+        query=lambda s, scope: {"region_code": s.village[scope]},
+    ),
+    ("GET", "/api/v1/tasks/{task_id:int}"): Rule(
+        anon=401, own=                                (200, 200, 200, 200, 404, 403, 403, 403, 403),
+                   other=                             (200, 404, 404, 404, 404, 403, 403, 403, 403),
+    ),
+    ("POST", "/api/v1/tasks/{task_id:int}/claim"): Rule(
+        anon=401, own=                                (403, 403, 403, 403, 409, 403, 403, 403, 403),
+                   other=                             (403, 403, 403, 403, 404, 403, 403, 403, 403),
+    ),
+    # The matrix sends JSON, not a form: the broker (past the role guard) gets 422.
+    ("POST", "/api/v1/tasks/{task_id:int}/submissions"): Rule(
+        anon=401, own=                                (403, 403, 403, 403, 422, 403, 403, 403, 403),
+                   other=                             (403, 403, 403, 403, 422, 403, 403, 403, 403),
+    ),
+    ("GET", "/api/v1/tasks/{task_id:int}/submissions"): Rule(
+        anon=401, own=                                (200, 200, 200, 200, 404, 403, 403, 403, 403),
+                   other=                             (200, 404, 404, 404, 404, 403, 403, 403, 403),
+    ),
+    # A rejection without a reason: refused (422) for whoever may review; no change made.
+    ("POST", "/api/v1/tasks/{task_id:int}/review"): Rule(
+        anon=401, own=                                (422, 422, 403, 403, 403, 403, 403, 403, 403),
+                   other=                             (422, 403, 403, 403, 403, 403, 403, 403, 403),
+        body=lambda _, __, ___: {"decision": "reject"},
+    ),
+    ("POST", "/api/v1/tasks/review-bulk"): Rule(
+        anon=401, own=                                (200, 200, 200, 403, 403, 403, 403, 403, 403),
+        body=lambda _, __, ___: {"task_ids": [2_000_000_000]},
+    ),
+    ("GET", "/api/v1/review-queue"): Rule(
+        anon=401, own=                                (200, 200, 200, 403, 403, 403, 403, 403, 403),
+    ),
+    # Evidence: the submitting broker (not the matrix's) and the region's officers.
+    ("GET", "/api/v1/evidence/{evidence_id:int}"): Rule(
+        anon=401, own=                                (200, 200, 200, 403, 404, 403, 403, 403, 403),
+                   other=                             (200, 404, 404, 403, 404, 403, 403, 403, 403),
+    ),
+    # A period without approved tasks: whoever may draw learns there is nothing (409).
+    ("POST", "/api/v1/spot-checks"): Rule(
+        anon=401, own=                                (409, 409, 403, 403, 403, 403, 403, 403, 403),
+                   other=                             (409, 403, 403, 403, 403, 403, 403, 403, 403),
+        body=lambda s, scope, _: {"region_code": s.district[scope], "period": "2020-01",
+                                  "sample_size": 1},
+    ),
+    ("GET", "/api/v1/spot-checks"): Rule(anon=401, own=only(200, {Role.city_admin, Role.district_admin})),
+    ("GET", "/api/v1/spot-checks/{spot_check_id:int}"): Rule(
+        anon=401, own=                                (200, 200, 403, 403, 403, 403, 403, 403, 403),
+                   other=                             (200, 404, 403, 403, 403, 403, 403, 403, 403),
+    ),
+    # A failure without notes: refused (422) for whoever may record; no change made.
+    ("POST", "/api/v1/spot-checks/{spot_check_id:int}/results"): Rule(
+        anon=401, own=                                (422, 422, 403, 403, 403, 403, 403, 403, 403),
+                   other=                             (422, 404, 403, 403, 403, 403, 403, 403, 403),
+        body=lambda _, __, ___: {"task_id": 1, "result": "fail"},
+    ),
+    ("GET", "/api/v1/task-settings/{code:str}"): Rule(
+        anon=401, own=                                (200, 200, 403, 403, 403, 403, 403, 403, 403),
+                   other=                             (200, 403, 403, 403, 403, 403, 403, 403, 403),
+    ),
+    ("PUT", "/api/v1/task-settings/{code:str}"): Rule(
+        anon=401, own=                                (200, 200, 403, 403, 403, 403, 403, 403, 403),
+                   other=                             (200, 403, 403, 403, 403, 403, 403, 403, 403),
+        body=lambda _, __, ___: {"township_check": False},
+    ),
     # Last: the broker's call deletes the own record.
     ("DELETE", "/api/v1/workers/{worker_id:int}"): Rule(
         anon=401, own=                                (403, 403, 403, 403, 204, 403, 403, 403, 403),
@@ -838,6 +937,10 @@ PAGE_RULES: dict[tuple[str, str], PageRule] = {
     # Matching pages (docs/matching.md).
     ("GET", "/matching"): PageRule(anon=302),
     ("POST", "/matching"): PageRule(anon=403),
+    ("GET", "/tasks"): PageRule(anon=302),
+    ("POST", "/tasks"): PageRule(anon=403),
+    ("GET", "/spot-checks"): PageRule(anon=302),
+    ("POST", "/spot-checks"): PageRule(anon=403),
 }
 
 
@@ -920,6 +1023,10 @@ def _fill(path: str, scene: Scene, caller: Caller | None, scope: str) -> str:
         "{material_id:int}": str(scene.material.get(scope, 1)),
         "{question_id:int}": str(scene.question or 1),
         "{exam_id:int}": str(scene.exam.get(scope, 1)),
+        "{task_id:int}": str(scene.tasks["task"][scope]),
+        "{evidence_id:int}": str(scene.tasks["evidence"][scope]),
+        "{spot_check_id:int}": str(scene.tasks["spot_check"][scope]),
+        "{type_code:str}": "policy_outreach",
         "{notification_id:int}": str(
             caller.notification_id if caller and scope == OWN else scene.other_notification
         ),

@@ -62,6 +62,7 @@ from web.pages.questions import (
     questions_page,
 )
 from web.pages.regions import region_page, regions_root, set_population, village_row
+from web.pages.tasks import PAGES as TASK_PAGES
 from web.pages.training import (
     attendance_save,
     compliance_page,
@@ -197,4 +198,5 @@ PAGE_ROUTES: list[ControllerRouterHandler] = [
     recommend_submit,
     status_submit,
     wage_submit,
+    *TASK_PAGES,
 ]

@@ -1,0 +1,328 @@
+"""Rate versioning, upload validation, generated and event-made tasks, spot checks with
+``task.reversed``, and the completion rate over real rows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, update
+from sqlmodel import col
+
+from marketplace.access import SYSTEM
+from marketplace.brokers.models import Broker
+from marketplace.db import unit_of_work
+from marketplace.dispatcher import drain
+from marketplace.events import OutboxEvent, emit
+from marketplace.tasks import review, spotchecks
+from marketplace.tasks import service as tasks
+from marketplace.tasks.models import ServiceTask, TaskSubmission
+from marketplace.workers.models import Worker
+from tests.conftest import YUZHONG
+from tests.tasks.support import VILLAGE, add_workers, files, in_days, jpeg, pdf
+
+sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+
+
+async def _people(make_account: Any, login: Any) -> dict[str, Any]:
+    city = await make_account("city_admin", "50")
+    admin = await make_account("district_admin", YUZHONG)
+    broker = await make_account("broker", VILLAGE)
+    return {
+        "city": city,
+        "broker": broker,
+        "h_city": await login(city),
+        "h_admin": await login(admin),
+        "h_broker": await login(broker),
+    }
+
+
+async def _claimed(client: Any, p: dict[str, Any], **over: Any) -> int:
+    body = {
+        "task_type": "policy_outreach",
+        "region_code": VILLAGE,
+        "quantity": 3,
+        "deadline": in_days(9),
+        **over,
+    }
+    made = await client.post("/api/v1/tasks", json=body, headers=p["h_admin"])
+    assert made.status_code == 201, made.text
+    task_id = int(made.json()["id"])
+    claimed = await client.post(f"/api/v1/tasks/{task_id}/claim", headers=p["h_broker"])
+    assert claimed.status_code == 200, claimed.text
+    return task_id
+
+
+@sqlite_only
+async def test_a_rate_change_applies_to_tasks_published_after_it(
+    client: Any, make_account: Any, login: Any
+) -> None:
+    p = await _people(make_account, login)
+    before = await _claimed(client, p)
+    changed = await client.patch(
+        "/api/v1/task-types/policy_outreach", json={"rate_fen": 25000}, headers=p["h_city"]
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["version"] == 2
+    refused = await client.patch(
+        "/api/v1/task-types/policy_outreach", json={"rate_fen": 1}, headers=p["h_admin"]
+    )
+    assert refused.status_code == 403
+    after = await _claimed(client, p)
+    for task_id, rate in ((before, 20000), (after, 25000)):
+        sent = await client.post(
+            f"/api/v1/tasks/{task_id}/submissions",
+            data={"quantity": "2"},
+            files=files(("a.jpg", jpeg(), "image/jpeg")),
+            headers=p["h_broker"],
+        )
+        assert sent.status_code == 201, sent.text
+        done = await client.post(
+            f"/api/v1/tasks/{task_id}/review", json={"decision": "approve"}, headers=p["h_admin"]
+        )
+        assert done.json()["amount_fen"] == 2 * rate
+    versions = await client.get(
+        "/api/v1/task-types", params={"all_versions": "true"}, headers=p["h_broker"]
+    )
+    outreach = [t for t in versions.json() if t["code"] == "policy_outreach"]
+    assert [(t["version"], t["rate_fen"], t["current"]) for t in outreach] == [
+        (1, 20000, False),
+        (2, 25000, True),
+    ]
+    names = {t["name"] for t in versions.json()}
+    assert {"人力资源数据库更新", "社保资格认证", "政策咨询与宣传", "培训组织"} <= names
+
+
+@sqlite_only
+async def test_uploads_are_checked_by_content_not_by_name(
+    client: Any, make_account: Any, login: Any, sessions: Any
+) -> None:
+    p = await _people(make_account, login)
+    task_id = await _claimed(client, p)
+    url = f"/api/v1/tasks/{task_id}/submissions"
+    exe = b"MZ\x90\x00\x03\x00\x00\x00" + b"\x00" * 200 + b"This program cannot be run in DOS mode"
+    photo = jpeg()
+    cases = [
+        ("renamed executable", ("现场照片.jpg", exe, "image/jpeg"), "不是图片"),
+        ("truncated image", ("半张.jpg", photo[: len(photo) // 2], "image/jpeg"), "不完整"),
+        ("PDF without its end", ("表.pdf", pdf()[:40], "application/pdf"), "不是完整的 PDF"),
+        (
+            "over 10 MB",
+            ("大.pdf", b"%PDF-1.4\n" + b"0" * (10 * 1024 * 1024) + b"%%EOF", "application/pdf"),
+            "10 MB",
+        ),
+    ]
+    for label, item, words in cases:
+        response = await client.post(
+            url, data={"quantity": "1"}, files=files(item), headers=p["h_broker"]
+        )
+        assert response.status_code == 422, label
+        assert response.json()["field"] == "files", label
+        assert words in response.json()["detail"], label
+    none = await client.post(url, data={"quantity": "1"}, headers=p["h_broker"])
+    assert none.status_code == 422
+    # A good file beside a bad one: the whole submission is refused, nothing kept.
+    mixed = await client.post(
+        url,
+        data={"quantity": "1"},
+        files=files(("ok.jpg", photo, "image/jpeg"), ("bad.png", exe, "image/png")),
+        headers=p["h_broker"],
+    )
+    assert mixed.status_code == 422
+    async with sessions() as session:
+        assert (
+            await session.execute(select(func.count()).select_from(TaskSubmission))
+        ).scalar_one() == 0
+    # A real PNG named .txt is accepted: the content decides.
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (20, 20), (0, 90, 0)).save(out, "PNG")
+    ok = await client.post(
+        url,
+        data={"quantity": "1"},
+        files=files(("scan.txt", out.getvalue(), "text/plain")),
+        headers=p["h_broker"],
+    )
+    assert ok.status_code == 201, ok.text
+    assert ok.json()["evidence"][0]["media_type"] == "image/png"
+
+
+@sqlite_only
+async def test_submissions_after_the_deadline_are_refused(
+    client: Any, make_account: Any, login: Any, sessions: Any
+) -> None:
+    p = await _people(make_account, login)
+    task_id = await _claimed(client, p)
+    async with unit_of_work(sessions) as session:
+        await session.execute(
+            update(ServiceTask)
+            .where(col(ServiceTask.id) == task_id)
+            .values(deadline=datetime.now(UTC) - timedelta(minutes=1))
+        )
+    late = await client.post(
+        f"/api/v1/tasks/{task_id}/submissions",
+        data={"quantity": "1"},
+        files=files(("a.jpg", jpeg(), "image/jpeg")),
+        headers=p["h_broker"],
+    )
+    assert late.status_code == 409
+    assert late.json()["field"] == "deadline"
+    async with unit_of_work(sessions) as session:
+        moved = await tasks.sweep(session=session)
+    assert moved["closed"] == 1
+
+
+async def test_generated_tasks_are_made_once_per_village_and_period(
+    sessions: Any, make_account: Any, cipher: Any
+) -> None:
+    broker = await make_account("broker", VILLAGE)
+    ids = await add_workers(sessions, cipher, broker, VILLAGE, 3)
+    async with unit_of_work(sessions) as session:
+        # One record was verified last month: not stale.
+        await session.execute(
+            update(Worker)
+            .where(col(Worker.id) == ids[0])
+            .values(last_verified_at=datetime(2026, 11, 1, tzinfo=UTC))
+        )
+    async with unit_of_work(sessions) as session:
+        first = await tasks.generate_hr_tasks(session=session, period="2026-12")
+    async with unit_of_work(sessions) as session:
+        second = await tasks.generate_hr_tasks(session=session, period="2026-12")
+    assert first["created"] == 1
+    assert second["created"] == 0
+    async with sessions() as session:
+        task = (await session.execute(select(ServiceTask))).scalar_one()
+        mine = (
+            await session.execute(select(Broker).where(col(Broker.user_id) == broker.id))
+        ).scalar_one()
+    assert task.quantity == 2
+    assert task.status == "claimed"
+    assert task.broker_id == mine.id
+    assert task.task_type_code == "hr_database_update"
+    assert task.period == "2026-12"
+
+
+async def test_an_arrears_case_becomes_a_rights_protection_task(
+    sessions: Any, make_account: Any, app: Any
+) -> None:
+    broker = await make_account("broker", VILLAGE)
+    async with sessions() as session:
+        mine = (
+            await session.execute(select(Broker).where(col(Broker.user_id) == broker.id))
+        ).scalar_one()
+    payload = {
+        "case_id": 77,
+        "placement_id": 5,
+        "organization_id": 3,
+        "broker_id": mine.id,
+        "region_code": VILLAGE,
+    }
+    for _ in range(2):  # delivered twice, made once
+        async with unit_of_work(sessions) as session:
+            await emit(session, "arrears.opened", payload)
+        await drain(app.state.sessions, app.state.registry)
+    async with sessions() as session:
+        rows = list((await session.execute(select(ServiceTask))).scalars())
+    assert len(rows) == 1
+    assert rows[0].task_type_code == "rights_protection"
+    assert rows[0].broker_id == mine.id
+    assert rows[0].source == "arrears"
+
+
+async def test_a_failed_spot_check_reverses_the_subsidy(
+    client: Any, make_account: Any, login: Any, sessions: Any
+) -> None:
+    p = await _people(make_account, login)
+    ids = []
+    for _ in range(3):
+        task_id = await _claimed(client, p)
+        await client.post(
+            f"/api/v1/tasks/{task_id}/submissions",
+            data={"quantity": "3"},
+            files=files(("a.jpg", jpeg((task_id, 9, 9)), "image/jpeg")),
+            headers=p["h_broker"],
+        )
+        await client.post(
+            f"/api/v1/tasks/{task_id}/review", json={"decision": "approve"}, headers=p["h_admin"]
+        )
+        ids.append(task_id)
+    async with sessions() as session:
+        period = (await session.get(ServiceTask, ids[0])).period  # type: ignore[union-attr]
+    drawn = await client.post(
+        "/api/v1/spot-checks",
+        json={"region_code": YUZHONG, "period": period, "sample_size": 2, "seed": 99},
+        headers=p["h_admin"],
+    )
+    assert drawn.status_code == 201, drawn.text
+    check = drawn.json()
+    assert check["seed"] == 99
+    assert check["population"] == 3
+    sampled = [i["task_id"] for i in check["items"]]
+    assert len(sampled) == 2
+    assert all("new_broker" in i["reasons"] for i in check["items"])
+    no_notes = await client.post(
+        f"/api/v1/spot-checks/{check['id']}/results",
+        json={"task_id": sampled[0], "result": "fail"},
+        headers=p["h_admin"],
+    )
+    assert no_notes.status_code == 422
+    failed = await client.post(
+        f"/api/v1/spot-checks/{check['id']}/results",
+        json={"task_id": sampled[0], "result": "fail", "notes": "入户核实：宣讲未举办"},
+        headers=p["h_admin"],
+    )
+    assert failed.status_code == 200, failed.text
+    passed = await client.post(
+        f"/api/v1/spot-checks/{check['id']}/results",
+        json={"task_id": sampled[1], "result": "pass"},
+        headers=p["h_admin"],
+    )
+    assert passed.json()["result"] == "pass"
+    again = await client.post(
+        f"/api/v1/spot-checks/{check['id']}/results",
+        json={"task_id": sampled[1], "result": "fail", "notes": "改"},
+        headers=p["h_admin"],
+    )
+    assert again.status_code == 409
+    async with sessions() as session:
+        event = (
+            await session.execute(
+                select(OutboxEvent).where(col(OutboxEvent.name) == "task.reversed")
+            )
+        ).scalar_one()
+        sub = (
+            await session.execute(
+                select(TaskSubmission).where(col(TaskSubmission.task_id) == sampled[0])
+            )
+        ).scalar_one()
+        mine = (
+            await session.execute(select(Broker).where(col(Broker.user_id) == p["broker"].id))
+        ).scalar_one()
+        assert await spotchecks.failures(session=session, broker_id=mine.id or 0) == 1
+        rate = await review.completion_rate(
+            session=session,
+            broker_id=mine.id or 0,
+            period=period,
+            as_of=datetime.now(UTC) + timedelta(days=30),
+        )
+    assert event.payload == {
+        "task_id": sampled[0],
+        "submission_id": sub.id,
+        "broker_id": mine.id,
+        "district_code": YUZHONG,
+        "funding_source": "employment_subsidy",
+        "amount_fen": 60000,
+        "reason": "入户核实：宣讲未举办",
+        "spot_check_id": check["id"],
+    }
+    assert sub.status == "reversed"
+    assert (rate.completed, rate.counted) == (2, 3)  # the reversed one is not completed
+    # The same seed over the same pool draws the same sample (recorded for re-checks).
+    async with unit_of_work(sessions) as session:
+        pool, _ = await spotchecks.candidates(session, YUZHONG, "1999-01")
+    assert pool == []
+    assert SYSTEM.is_system
