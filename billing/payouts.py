@@ -137,16 +137,6 @@ async def build(
             )
         )
     ).scalar_one()
-    batch = PayoutBatch(
-        district_code=data.district_code,
-        period=data.period,
-        sequence=int(sequence) + 1,
-        idempotency_key=full_key,
-        created_by=actor.user_id,
-    )
-    session.add(batch)
-    await session.flush()
-    assert batch.id is not None
     subsidies = list(
         (
             await session.execute(
@@ -163,6 +153,16 @@ async def build(
     )
     if not subsidies:
         raise Invalid("period", "该区县在此期间没有待支付的补贴")
+    batch = PayoutBatch(
+        district_code=data.district_code,
+        period=data.period,
+        sequence=int(sequence) + 1,
+        idempotency_key=full_key,
+        created_by=actor.user_id,
+    )
+    session.add(batch)
+    await session.flush()
+    assert batch.id is not None
     gross: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for s in subsidies:
         gross[s.broker_id][s.source] += s.amount_fen

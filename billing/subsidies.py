@@ -91,7 +91,8 @@ async def _place(session: AsyncSession, pool: FundPool, subsidy: Subsidy) -> Non
     session.add(subsidy)
     await session.flush()
     if subsidy.amount_fen == 0:
-        subsidy.status = SubsidyStatus.pending
+        subsidy.status = SubsidyStatus.voided
+        subsidy.reason = "金额为零，无需发放"
         return
     balances = await ledger.lock_accounts(session, [pool.available_account_id])
     if await _waiting_ahead_of(session, pool.id, subsidy):
