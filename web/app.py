@@ -21,6 +21,7 @@ from marketplace.db import create_engine, session_factory
 from marketplace.dispatcher import drain
 from web.api.audit import AuditController
 from web.api.auth import AuthController, MeController
+from web.api.billing import BILLING_CONTROLLERS
 from web.api.health import healthz, readyz
 from web.api.notifications import NotificationsController
 from web.api.regions import RegionsController
@@ -46,6 +47,7 @@ API_ROUTES: list[ControllerRouterHandler] = [
     AuditController,
     NotificationsController,
     WorkersController,
+    *BILLING_CONTROLLERS,
     healthz,
     readyz,
 ]

@@ -101,6 +101,8 @@ class Scene:
     # Worker records: one (plus a spare to merge or dismiss with) in each village.
     worker: dict[str, int] = field(default_factory=dict)
     spare_worker: dict[str, int] = field(default_factory=dict)
+    # Billing objects by kind and scope (pools, requests, accounts, batches, brokers).
+    billing: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 async def _first_child(session: AsyncSession, parent: str) -> str:
@@ -202,7 +204,113 @@ async def build_scene(
             cookie=await mint_token(sessions, account.id, "cookie"),
             notification_id=note.id,
         )
+    await _billing_scene(sessions, scene, make_account, client)
     return scene
+
+
+async def _billing_scene(
+    sessions: async_sessionmaker[AsyncSession],
+    scene: Scene,
+    make_account: Any,
+    client: AsyncTestClient[Litestar],
+) -> None:
+    """In each district: two pools with money, a pending appropriation and transfer
+    made by another finance user, a broker with a payable subsidy in a draft batch.
+    The own broker is the broker caller's record."""
+    from billing import payouts, pools, subsidies
+    from marketplace.brokers.models import Broker
+    from marketplace.events import emit
+
+    config = client.app.state.settings.billing
+    made: dict[str, dict[str, int]] = {}
+    for scope in (OWN, OTHER):
+        district = scene.district[scope]
+        maker = await make_account("finance", district)
+        actor = accounts.actor_for(maker.user)
+        async with unit_of_work(sessions) as session:
+            # The broker caller's own record (made with the account); another in 巫溪县.
+            broker = (
+                (
+                    await session.execute(
+                        select(Broker).where(
+                            col(Broker.user_id) == scene.callers[Role.broker].user_id
+                        )
+                    )
+                ).scalar_one()
+                if scope == OWN
+                else Broker(name="矩阵经纪人", village_code=scene.village[scope])
+            )
+            session.add(broker)
+            pool = await pools.ensure_pool(session, district, "employment_subsidy")
+            pool_b = await pools.ensure_pool(session, district, "migrant_worker_services")
+            assert pool.id is not None
+            assert pool_b.id is not None
+            await session.flush()
+            await pools.appropriate(
+                session,
+                actor=actor,
+                pool_id=pool.id,
+                key=f"m-{scope}",
+                config=config,
+                data=pools.AppropriationIn(
+                    amount_fen=1_000_000, document_no="矩阵1号", date=date(2026, 1, 2)
+                ),
+            )
+            pending = await pools.appropriate(
+                session,
+                actor=actor,
+                pool_id=pool.id,
+                key=f"p-{scope}",
+                config=config,
+                data=pools.AppropriationIn(
+                    amount_fen=config.approval_threshold_fen + 1,
+                    document_no="矩阵2号",
+                    date=date(2026, 1, 3),
+                ),
+            )
+            transfer = await pools.request_transfer(
+                session,
+                actor=actor,
+                pool_id=pool.id,
+                key=f"t-{scope}",
+                data=pools.TransferIn(to_pool_id=pool_b.id, amount_fen=100, document_no="矩阵调剂"),
+            )
+            event = await emit(
+                session,
+                "task.approved",
+                {
+                    "task_id": 1,
+                    "submission_id": 900 + len(made),
+                    "broker_id": broker.id,
+                    "task_type_code": "job_fair",
+                    "task_type_version": 1,
+                    "district_code": district,
+                    "funding_source": "employment_subsidy",
+                    "approved_quantity": 2,
+                    "rate_fen": 1500,
+                    "amount_fen": 3000,
+                    "approved_at": "2026-01-10T02:00:00+00:00",
+                },
+            )
+            await subsidies.on_task_approved(session, event)
+            await subsidies.promote_payable(session, now=utcnow(), config=config)
+            batch = await payouts.build(
+                session,
+                actor=actor,
+                key=f"b-{scope}",
+                data=payouts.BatchIn(district_code=district, period="2026-01"),
+            )
+            assert broker.id is not None
+            made[scope] = {
+                "pool_id": pool.id,
+                "pool_b": pool_b.id,
+                "appropriation_id": pending.id or 0,
+                "transfer_id": transfer.id or 0,
+                "account_id": pool.available_account_id,
+                "batch_id": batch.id or 0,
+                "broker_id": broker.id,
+            }
+    scene.billing = {key: {scope: made[scope][key] for scope in made} for key in made[OWN]}
 
 
 def _matrix_id(n: int) -> str:
@@ -261,6 +369,7 @@ class Rule:
     query: Query | None = None
     body: Body | None = None
     fresh_token: bool = False  # the call ends the session it uses (logout)
+    headers: Body | None = None  # extra request headers (an Idempotency-Key)
 
 
 def every(status: int) -> tuple[int, ...]:
@@ -403,6 +512,72 @@ API_RULES: dict[tuple[str, str], Rule] = {
                    other=                             (403, 404, 404, 403, 404, 403, 403, 403, 403),
         body=lambda _, __, ___: {"reason": "person_request"},
     ),
+    # Billing (docs/billing.md): only finance moves money (a second finance user
+    # approves what another made); auditors read; brokers see their own earnings.
+    ("GET", "/api/v1/fund-pools"): Rule(anon=401, own=only(200, {Role.finance, Role.auditor})),
+    ("POST", "/api/v1/fund-pools"): Rule(
+        anon=401, own=only(201, {Role.finance}), other=every(403),
+        body=lambda s, scope, _: {"district_code": s.district[scope], "source": "purchase_agriculture"},
+    ),
+    ("POST", "/api/v1/fund-pools/{pool_id:int}/appropriations"): Rule(
+        anon=401, own=only(201, {Role.finance}), other=only(404, {Role.finance}),
+        body=lambda _, __, n: {"amount_fen": 100 + n, "document_no": f"矩阵{n}号", "date": "2026-01-05"},
+        headers=lambda _, __, n: {"Idempotency-Key": f"matrix-{n}"},
+    ),
+    ("POST", "/api/v1/fund-pools/{pool_id:int}/transfers"): Rule(
+        anon=401, own=only(201, {Role.finance}), other=only(404, {Role.finance}),
+        body=lambda s, scope, n: {"to_pool_id": s.billing["pool_b"][scope], "amount_fen": n, "document_no": "调剂"},
+        headers=lambda _, __, n: {"Idempotency-Key": f"matrix-{n}"},
+    ),
+    ("POST", "/api/v1/appropriations/{appropriation_id:int}/approve"): Rule(
+        anon=401, own=only(201, {Role.finance}), other=only(404, {Role.finance}),
+        headers=lambda _, __, n: {"Idempotency-Key": f"matrix-{n}"},
+    ),
+    ("POST", "/api/v1/transfers/{transfer_id:int}/approve"): Rule(
+        anon=401, own=only(201, {Role.finance}), other=only(404, {Role.finance}),
+        headers=lambda _, __, n: {"Idempotency-Key": f"matrix-{n}"},
+    ),
+    ("GET", "/api/v1/ledger/accounts/{account_id:int}/postings"): Rule(
+        anon=401, own=only(200, {Role.finance, Role.auditor}),
+        other=only(404, {Role.finance, Role.auditor}),
+    ),
+    ("GET", "/api/v1/reconciliation"): Rule(
+        anon=401, own=only(200, {Role.finance, Role.auditor}), other=every(403),
+        query=lambda s, scope: {"period": "2026-01", "district_code": s.district[scope]},
+    ),
+    ("GET", "/api/v1/brokers/{broker_id:int}/earnings"): Rule(
+        anon=401, own=only(200, {Role.broker, Role.finance, Role.auditor}),
+        other=only(404, {Role.broker, Role.finance, Role.auditor}),
+    ),
+    ("PUT", "/api/v1/me/bank-account"): Rule(
+        anon=401, own=only(200, {Role.broker}),
+        body=lambda _, __, ___: {"account_name": "矩阵", "bank_name": "农商行", "account_no": "6221000011112222"},
+    ),
+    ("GET", "/api/v1/me/bank-account"): Rule(anon=401, own=only(200, {Role.broker})),
+    # The own district has a draft batch already: building another is a 409 past the guard.
+    ("POST", "/api/v1/payout-batches"): Rule(
+        anon=401, own=only(409, {Role.finance}), other=every(403),
+        body=lambda s, scope, _: {"district_code": s.district[scope], "period": "2026-01"},
+        headers=lambda _, __, n: {"Idempotency-Key": f"matrix-{n}"},
+    ),
+    ("GET", "/api/v1/payout-batches"): Rule(anon=401, own=only(200, {Role.finance, Role.auditor})),
+    ("GET", "/api/v1/payout-batches/{batch_id:int}"): Rule(
+        anon=401, own=only(200, {Role.finance, Role.auditor}),
+        other=only(404, {Role.finance, Role.auditor}),
+    ),
+    ("POST", "/api/v1/payout-batches/{batch_id:int}/approve"): Rule(
+        anon=401, own=only(201, {Role.finance}), other=only(404, {Role.finance}),
+        headers=lambda _, __, n: {"Idempotency-Key": f"matrix-{n}"},
+    ),
+    ("POST", "/api/v1/payout-batches/{batch_id:int}/execute"): Rule(
+        anon=401, own=only(201, {Role.finance}), other=only(404, {Role.finance}),
+        body=lambda _, __, ___: {"mode": "offline", "references": {}},
+        headers=lambda _, __, n: {"Idempotency-Key": f"matrix-{n}"},
+    ),
+    # An offline batch has no bank file: 409 past the guard.
+    ("GET", "/api/v1/payout-batches/{batch_id:int}/bank-file"): Rule(
+        anon=401, own=only(409, {Role.finance}), other=only(404, {Role.finance}),
+    ),
 }
 # fmt: on
 
@@ -511,6 +686,8 @@ def _fill(path: str, scene: Scene, caller: Caller | None, scope: str) -> str:
             caller.notification_id if caller and scope == OWN else scene.other_notification
         ),
     }
+    for kind, by_scope in scene.billing.items():
+        values[f"{{{kind}:int}}"] = str(by_scope[scope])
     for placeholder, value in values.items():
         path = path.replace(placeholder, value)
     assert "{" not in path, f"no sample value for a path parameter in {path}; extend _fill"
@@ -534,6 +711,8 @@ async def _call(
             token = await mint_token(scene.sessions, caller.user_id, "bearer")
         headers["Authorization"] = f"Bearer {token}"
     n = next(scene.counter)
+    if rule.headers:
+        headers.update(rule.headers(scene, scope, n) or {})
     body = rule.body(scene, scope, n) if rule.body else None
     params = rule.query(scene, scope) if rule.query else None
     client.cookies.clear()
@@ -647,7 +826,13 @@ async def test_expired_session_is_anonymous_everywhere(
             path.replace("{code:str}", YUZHONG)
             .replace("{user_id:int}", "1")
             .replace("{notification_id:int}", "1")
-            .replace("{worker_id:int}", "1"),
+            .replace("{worker_id:int}", "1")
+            .replace("{pool_id:int}", "1")
+            .replace("{appropriation_id:int}", "1")
+            .replace("{transfer_id:int}", "1")
+            .replace("{account_id:int}", "1")
+            .replace("{batch_id:int}", "1")
+            .replace("{broker_id:int}", "1"),
             headers={"Authorization": f"Bearer {token}"},
             json={} if method != "GET" else None,
         )
