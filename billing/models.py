@@ -222,6 +222,7 @@ class MarketFee(SQLModel, table=True):
     status: str = Field(default="due", max_length=16)  # due | processing | succeeded | refunded
     payment_intent_id: str | None = Field(default=None, max_length=64, unique=True)
     client_secret: str | None = Field(default=None, max_length=128)
+    charge_id: str | None = Field(default=None, max_length=64)
     refunded_fen: int = 0
     entry_id: int | None = Field(default=None, foreign_key="ledger_entry.id")
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -124,6 +124,7 @@ POLICIES: dict[str, frozenset[str]] = {
     "earnings.view": frozenset({Role.broker, Role.finance, Role.auditor}),
     "bank.edit": frozenset({Role.broker}),
     "fee.pay": frozenset({Role.employer, Role.agency, Role.finance}),
+    "fee.refund": frozenset({Role.finance}),
 }
 
 

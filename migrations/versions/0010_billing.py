@@ -136,6 +136,7 @@ def upgrade() -> None:
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('payment_intent_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.Column('client_secret', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=True),
+    sa.Column('charge_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.Column('refunded_fen', sa.Integer(), nullable=False),
     sa.Column('entry_id', sa.Integer(), nullable=True),
     sa.Column('created_at', marketplace.db.UTCDateTime(timezone=True), nullable=False),

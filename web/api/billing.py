@@ -264,4 +264,15 @@ class PayoutBatchesController(Controller):
         )
 
 
-BILLING_CONTROLLERS = [FundPoolsController, ApprovalsController, PayoutBatchesController]
+def _fee_routes() -> list[Any]:
+    from web.api.stripe_fees import PlacementFeesController, stripe_webhook
+
+    return [PlacementFeesController, stripe_webhook]
+
+
+BILLING_CONTROLLERS = [
+    FundPoolsController,
+    ApprovalsController,
+    PayoutBatchesController,
+    *_fee_routes(),
+]
