@@ -310,6 +310,13 @@ async def _billing_scene(
                 "batch_id": batch.id or 0,
                 "broker_id": broker.id,
             }
+    from billing.models import MarketFee
+
+    async with unit_of_work(sessions) as session:
+        fee = MarketFee(placement_id=501, amount_fen=30_000, broker_id=made[OWN]["broker_id"])
+        session.add(fee)
+    for scope in made:
+        made[scope]["placement_id"] = 501
     scene.billing = {key: {scope: made[scope][key] for scope in made} for key in made[OWN]}
 
 
@@ -574,6 +581,18 @@ API_RULES: dict[tuple[str, str], Rule] = {
         body=lambda _, __, ___: {"mode": "offline", "references": {}},
         headers=lambda _, __, n: {"Idempotency-Key": f"matrix-{n}"},
     ),
+    # Market fees: the matrix app has no Stripe key, so a caller past the guard gets 503.
+    ("POST", "/api/v1/placements/{placement_id:int}/fee"): Rule(
+        anon=401, own=only(503, {Role.employer, Role.agency, Role.finance}),
+        headers=lambda _, __, n: {"Idempotency-Key": f"matrix-{n}"},
+    ),
+    ("POST", "/api/v1/placements/{placement_id:int}/fee/refund"): Rule(
+        anon=401, own=only(503, {Role.finance}), body=lambda _, __, ___: {"amount_fen": 1},
+        headers=lambda _, __, n: {"Idempotency-Key": f"matrix-{n}"},
+    ),
+    # Stripe's webhook needs no login (its signature is the credential): without a
+    # configured secret it refuses everyone alike.
+    ("POST", "/api/v1/webhooks/stripe"): Rule(anon=503, own=every(503)),
     # An offline batch has no bank file: 409 past the guard.
     ("GET", "/api/v1/payout-batches/{batch_id:int}/bank-file"): Rule(
         anon=401, own=only(409, {Role.finance}), other=only(404, {Role.finance}),
@@ -832,7 +851,8 @@ async def test_expired_session_is_anonymous_everywhere(
             .replace("{transfer_id:int}", "1")
             .replace("{account_id:int}", "1")
             .replace("{batch_id:int}", "1")
-            .replace("{broker_id:int}", "1"),
+            .replace("{broker_id:int}", "1")
+            .replace("{placement_id:int}", "1"),
             headers={"Authorization": f"Bearer {token}"},
             json={} if method != "GET" else None,
         )
