@@ -204,6 +204,19 @@ POLICIES: dict[str, frozenset[str]] = {
     "spot_check.view": frozenset(ADMIN_ROLES),
     "spot_check.draw": frozenset(ADMIN_ROLES),
     "spot_check.record": frozenset(ADMIN_ROLES),
+    # Billing (docs/billing.md): only finance moves money, a second finance user
+    # approves; auditors read the ledger; brokers see their own earnings only.
+    "ledger.view": frozenset({Role.finance, Role.auditor}),
+    "fund.appropriate": frozenset({Role.finance}),
+    "fund.approve": frozenset({Role.finance}),
+    "payout.build": frozenset({Role.finance}),
+    "payout.approve": frozenset({Role.finance}),
+    "payout.execute": frozenset({Role.finance}),
+    "reconciliation.view": frozenset({Role.finance, Role.auditor}),
+    "earnings.view": frozenset({Role.broker, Role.finance, Role.auditor}),
+    "bank.edit": frozenset({Role.broker}),
+    "fee.pay": frozenset({Role.employer, Role.agency, Role.finance}),
+    "fee.refund": frozenset({Role.finance}),
 }
 
 

@@ -8,6 +8,8 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
+import billing.ledger.models
+import billing.models  # noqa: F401  never the other way round)
 import marketplace.models  # noqa: F401  (registers every table)
 from marketplace.db import create_engine
 

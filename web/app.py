@@ -23,6 +23,7 @@ from marketplace.jobs.service import DailyExpiry
 from matching.search import open_backend as open_search
 from web.api.audit import AuditController
 from web.api.auth import AuthController, MeController
+from web.api.billing import BILLING_CONTROLLERS
 from web.api.brokers import ApplicationsController, BrokersController
 from web.api.exams import ExamsController
 from web.api.health import healthz, readyz
@@ -71,6 +72,7 @@ API_ROUTES: list[ControllerRouterHandler] = [
     JobsController,
     SearchController,
     *TASK_CONTROLLERS,
+    *BILLING_CONTROLLERS,
     healthz,
     readyz,
 ]

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from billing.config import BillingConfig
 from marketplace.crypto import DataCipher, decode_key
 
 DEFAULT_VAR = Path("var")
@@ -56,6 +57,7 @@ class Settings:
     security: SecuritySettings
     search: SearchSettings = field(default_factory=SearchSettings)
     stripe: StripeSettings = field(default_factory=StripeSettings)
+    billing: BillingConfig = field(default_factory=BillingConfig)
     media_dir: Path = DEFAULT_VAR / "media"
     var_dir: Path = DEFAULT_VAR
     # Drain the outbox inside the server process (the embedded default).
@@ -151,10 +153,28 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
             api_key=source.get("LAOWU_STRIPE_API_KEY") or None,
             webhook_secret=source.get("LAOWU_STRIPE_WEBHOOK_SECRET") or None,
         ),
+        billing=_billing(source),
         media_dir=Path(source.get("LAOWU_MEDIA_DIR") or var_dir / "media"),
         var_dir=var_dir,
         outbox_in_process=source.get("LAOWU_OUTBOX_IN_PROCESS", "1") != "0",
     )
+
+
+def _billing(source: dict[str, str]) -> BillingConfig:
+    values = {}
+    for name, variable in (
+        ("approval_threshold_fen", "LAOWU_BILLING_APPROVAL_THRESHOLD_FEN"),
+        ("payable_after_days", "LAOWU_BILLING_PAYABLE_AFTER_DAYS"),
+        ("broker_fee_share_bp", "LAOWU_BILLING_BROKER_FEE_SHARE_BP"),
+    ):
+        raw = source.get(variable, "").strip()
+        if raw:
+            if not raw.isdigit():
+                raise SettingsError(f"{variable} 应为非负整数，不能是 {raw!r}")
+            values[name] = int(raw)
+    if values.get("broker_fee_share_bp", 0) > 10_000:
+        raise SettingsError("LAOWU_BILLING_BROKER_FEE_SHARE_BP 不能超过 10000（100%）")
+    return BillingConfig(**values)
 
 
 @lru_cache(maxsize=1)

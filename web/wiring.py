@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from billing import fees, subsidies
 from marketplace.brokers import notify as broker_notify
 from marketplace.dispatcher import Registry
 from marketplace.notifications import service as notifications
@@ -25,4 +26,8 @@ def build_registry(search: SearchBackend | None = None) -> Registry:
             registry.subscribe(event_name, "search", index_handler)
     # An arrears case from the jobs package becomes a rights-protection task.
     registry.subscribe("arrears.opened", "tasks", tasks.on_arrears_opened)
+    # Billing: subsidies from tasks, market fees from placements (docs/billing.md).
+    for event_name, handler in subsidies.HANDLERS.items():
+        registry.subscribe(event_name, "billing", handler)
+    registry.subscribe("placement.confirmed", "billing", fees.on_placement_confirmed)
     return registry

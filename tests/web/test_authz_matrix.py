@@ -130,6 +130,8 @@ class Scene:
     placement: dict[str, int] = field(default_factory=dict)
     # Public-service tasks: a task waiting for review, its evidence, a spot check.
     tasks: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Billing objects by kind and scope (pools, requests, accounts, batches, brokers).
+    billing: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 async def _first_child(session: AsyncSession, parent: str) -> str:
@@ -250,6 +252,7 @@ async def build_scene(
         },
     )
     await add_matching(scene, client.app.state.cipher, _matrix_id)
+    await _billing_scene(sessions, scene, make_account, client)
     return scene
 
 
@@ -287,6 +290,118 @@ def _new_application(scene: Scene, scope: str, n: int) -> dict[str, Any]:
         "enough_time": True,
         "not_on_public_payroll": True,
     }
+
+
+async def _billing_scene(
+    sessions: async_sessionmaker[AsyncSession],
+    scene: Scene,
+    make_account: Any,
+    client: AsyncTestClient[Litestar],
+) -> None:
+    """In each district: two pools with money, a pending appropriation and transfer
+    made by another finance user, a broker with a payable subsidy in a draft batch.
+    The own broker is the broker caller's record."""
+    from billing import payouts, pools, subsidies
+    from marketplace.brokers.models import Broker
+    from marketplace.events import emit
+
+    config = client.app.state.settings.billing
+    made: dict[str, dict[str, int]] = {}
+    for scope in (OWN, OTHER):
+        district = scene.district[scope]
+        maker = await make_account("finance", district)
+        actor = accounts.actor_for(maker.user)
+        async with unit_of_work(sessions) as session:
+            # The broker caller's own record (made with the account); another in 巫溪县.
+            broker = (
+                (
+                    await session.execute(
+                        select(Broker).where(
+                            col(Broker.user_id) == scene.callers[Role.broker].user_id
+                        )
+                    )
+                ).scalar_one()
+                if scope == OWN
+                else Broker(name="矩阵经纪人", village_code=scene.village[scope])
+            )
+            session.add(broker)
+            pool = await pools.ensure_pool(session, district, "employment_subsidy")
+            pool_b = await pools.ensure_pool(session, district, "migrant_worker_services")
+            assert pool.id is not None
+            assert pool_b.id is not None
+            await session.flush()
+            await pools.appropriate(
+                session,
+                actor=actor,
+                pool_id=pool.id,
+                key=f"m-{scope}",
+                config=config,
+                data=pools.AppropriationIn(
+                    amount_fen=1_000_000, document_no="矩阵1号", date=date(2026, 1, 2)
+                ),
+            )
+            pending = await pools.appropriate(
+                session,
+                actor=actor,
+                pool_id=pool.id,
+                key=f"p-{scope}",
+                config=config,
+                data=pools.AppropriationIn(
+                    amount_fen=config.approval_threshold_fen + 1,
+                    document_no="矩阵2号",
+                    date=date(2026, 1, 3),
+                ),
+            )
+            transfer = await pools.request_transfer(
+                session,
+                actor=actor,
+                pool_id=pool.id,
+                key=f"t-{scope}",
+                data=pools.TransferIn(to_pool_id=pool_b.id, amount_fen=100, document_no="矩阵调剂"),
+            )
+            event = await emit(
+                session,
+                "task.approved",
+                {
+                    "task_id": 1,
+                    "submission_id": 900 + len(made),
+                    "broker_id": broker.id,
+                    "task_type_code": "job_fair",
+                    "task_type_version": 1,
+                    "district_code": district,
+                    "funding_source": "employment_subsidy",
+                    "approved_quantity": 2,
+                    "rate_fen": 1500,
+                    "amount_fen": 3000,
+                    "approved_at": "2026-01-10T02:00:00+00:00",
+                },
+            )
+            await subsidies.on_task_approved(session, event)
+            await subsidies.promote_payable(session, now=utcnow(), config=config)
+            batch = await payouts.build(
+                session,
+                actor=actor,
+                key=f"b-{scope}",
+                data=payouts.BatchIn(district_code=district, period="2026-01"),
+            )
+            assert broker.id is not None
+            made[scope] = {
+                "pool_id": pool.id,
+                "pool_b": pool_b.id,
+                "appropriation_id": pending.id or 0,
+                "transfer_id": transfer.id or 0,
+                "account_id": pool.available_account_id,
+                "batch_id": batch.id or 0,
+                "broker_id": broker.id,
+            }
+    from billing.models import MarketFee
+
+    async with unit_of_work(sessions) as session:
+        fee = MarketFee(placement_id=501, amount_fen=30_000, broker_id=made[OWN]["broker_id"])
+        session.add(fee)
+    for scope in made:
+        made[scope]["placement_id"] = 501
+    scene.billing = {key: {scope: made[scope][key] for scope in made} for key in made[OWN]}
 
 
 def _matrix_id(n: int) -> str:
@@ -345,6 +460,7 @@ class Rule:
     query: Query | None = None
     body: Body | None = None
     fresh_token: bool = False  # the call ends the session it uses (logout)
+    headers: Body | None = None  # extra request headers (an Idempotency-Key)
 
 
 def every(status: int) -> tuple[int, ...]:
@@ -884,6 +1000,84 @@ API_RULES: dict[tuple[str, str], Rule] = {
         anon=401, own=                                (403, 403, 403, 403, 200, 403, 403, 403, 403),
                    other=                             (403, 403, 403, 403, 404, 403, 403, 403, 403),
     ),
+    # Billing (docs/billing.md): only finance moves money (a second finance user
+    # approves what another made); auditors read; brokers see their own earnings.
+    ("GET", "/api/v1/fund-pools"): Rule(anon=401, own=only(200, {Role.finance, Role.auditor})),
+    ("POST", "/api/v1/fund-pools"): Rule(
+        anon=401, own=only(201, {Role.finance}), other=every(403),
+        body=lambda s, scope, _: {"district_code": s.district[scope], "source": "purchase_agriculture"},
+    ),
+    ("POST", "/api/v1/fund-pools/{pool_id:int}/appropriations"): Rule(
+        anon=401, own=only(201, {Role.finance}), other=only(404, {Role.finance}),
+        body=lambda _, __, n: {"amount_fen": 100 + n, "document_no": f"矩阵{n}号", "date": "2026-01-05"},
+        headers=lambda _, __, n: {"Idempotency-Key": f"matrix-{n}"},
+    ),
+    ("POST", "/api/v1/fund-pools/{pool_id:int}/transfers"): Rule(
+        anon=401, own=only(201, {Role.finance}), other=only(404, {Role.finance}),
+        body=lambda s, scope, n: {"to_pool_id": s.billing["pool_b"][scope], "amount_fen": n, "document_no": "调剂"},
+        headers=lambda _, __, n: {"Idempotency-Key": f"matrix-{n}"},
+    ),
+    ("POST", "/api/v1/appropriations/{appropriation_id:int}/approve"): Rule(
+        anon=401, own=only(201, {Role.finance}), other=only(404, {Role.finance}),
+        headers=lambda _, __, n: {"Idempotency-Key": f"matrix-{n}"},
+    ),
+    ("POST", "/api/v1/transfers/{transfer_id:int}/approve"): Rule(
+        anon=401, own=only(201, {Role.finance}), other=only(404, {Role.finance}),
+        headers=lambda _, __, n: {"Idempotency-Key": f"matrix-{n}"},
+    ),
+    ("GET", "/api/v1/ledger/accounts/{account_id:int}/postings"): Rule(
+        anon=401, own=only(200, {Role.finance, Role.auditor}),
+        other=only(404, {Role.finance, Role.auditor}),
+    ),
+    ("GET", "/api/v1/reconciliation"): Rule(
+        anon=401, own=only(200, {Role.finance, Role.auditor}), other=every(403),
+        query=lambda s, scope: {"period": "2026-01", "district_code": s.district[scope]},
+    ),
+    ("GET", "/api/v1/brokers/{broker_id:int}/earnings"): Rule(
+        anon=401, own=only(200, {Role.broker, Role.finance, Role.auditor}),
+        other=only(404, {Role.broker, Role.finance, Role.auditor}),
+    ),
+    ("PUT", "/api/v1/me/bank-account"): Rule(
+        anon=401, own=only(200, {Role.broker}),
+        body=lambda _, __, ___: {"account_name": "矩阵", "bank_name": "农商行", "account_no": "6221000011112222"},
+    ),
+    ("GET", "/api/v1/me/bank-account"): Rule(anon=401, own=only(200, {Role.broker})),
+    # The own district has a draft batch already: building another is a 409 past the guard.
+    ("POST", "/api/v1/payout-batches"): Rule(
+        anon=401, own=only(409, {Role.finance}), other=every(403),
+        body=lambda s, scope, _: {"district_code": s.district[scope], "period": "2026-01"},
+        headers=lambda _, __, n: {"Idempotency-Key": f"matrix-{n}"},
+    ),
+    ("GET", "/api/v1/payout-batches"): Rule(anon=401, own=only(200, {Role.finance, Role.auditor})),
+    ("GET", "/api/v1/payout-batches/{batch_id:int}"): Rule(
+        anon=401, own=only(200, {Role.finance, Role.auditor}),
+        other=only(404, {Role.finance, Role.auditor}),
+    ),
+    ("POST", "/api/v1/payout-batches/{batch_id:int}/approve"): Rule(
+        anon=401, own=only(201, {Role.finance}), other=only(404, {Role.finance}),
+        headers=lambda _, __, n: {"Idempotency-Key": f"matrix-{n}"},
+    ),
+    ("POST", "/api/v1/payout-batches/{batch_id:int}/execute"): Rule(
+        anon=401, own=only(201, {Role.finance}), other=only(404, {Role.finance}),
+        body=lambda _, __, ___: {"mode": "offline", "references": {}},
+        headers=lambda _, __, n: {"Idempotency-Key": f"matrix-{n}"},
+    ),
+    # Market fees: the matrix app has no Stripe key, so a caller past the guard gets 503.
+    ("POST", "/api/v1/placements/{placement_id:int}/fee"): Rule(
+        anon=401, own=only(503, {Role.employer, Role.agency, Role.finance}),
+        headers=lambda _, __, n: {"Idempotency-Key": f"matrix-{n}"},
+    ),
+    ("POST", "/api/v1/placements/{placement_id:int}/fee/refund"): Rule(
+        anon=401, own=only(503, {Role.finance}), body=lambda _, __, ___: {"amount_fen": 1},
+        headers=lambda _, __, n: {"Idempotency-Key": f"matrix-{n}"},
+    ),
+    # Stripe's webhook needs no login (its signature is the credential): without a
+    # configured secret it refuses everyone alike.
+    ("POST", "/api/v1/webhooks/stripe"): Rule(anon=503, own=every(503)),
+    # An offline batch has no bank file: 409 past the guard.
+    ("GET", "/api/v1/payout-batches/{batch_id:int}/bank-file"): Rule(
+        anon=401, own=only(409, {Role.finance}), other=only(404, {Role.finance}),
+    ),
 }
 # fmt: on
 
@@ -1035,6 +1229,8 @@ def _fill(path: str, scene: Scene, caller: Caller | None, scope: str) -> str:
     if scene.jobs is not None:
         values.update(scene.jobs.path_values(path, scope))
     values.update(matching_values(path, scene, scope))
+    for kind, by_scope in scene.billing.items():
+        values[f"{{{kind}:int}}"] = str(by_scope[scope])
     for placeholder, value in values.items():
         path = path.replace(placeholder, value)
     assert "{" not in path, f"no sample value for a path parameter in {path}; extend _fill"
@@ -1058,6 +1254,8 @@ async def _call(
             token = await mint_token(scene.sessions, caller.user_id, "bearer")
         headers["Authorization"] = f"Bearer {token}"
     n = next(scene.counter)
+    if rule.headers:
+        headers.update(rule.headers(scene, scope, n) or {})
     body = rule.body(scene, scope, n) if rule.body else None
     params = rule.query(scene, scope) if rule.query else None
     client.cookies.clear()

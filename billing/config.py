@@ -1,0 +1,20 @@
+"""Billing settings passed in by ``web`` (``LAOWU_BILLING_*``); plain values here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class BillingConfig:
+    # Any appropriation above this waits for a second finance user (maker-checker);
+    # transfers between pools always do.
+    approval_threshold_fen: int = 10_000_000  # ¥100,000
+    # Until the scoring issue's assessment exists: payable after N days without a
+    # failed spot check (a failed one voids the subsidy via task.reversed).
+    payable_after_days: int = 30
+    # The broker's part of a placement fee, in basis points of the fee.
+    broker_fee_share_bp: int = 3_000
+
+
+DEFAULT = BillingConfig()

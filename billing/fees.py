@@ -1,0 +1,391 @@
+"""Market fees (服务费): a placement's fee paid by the employer through Stripe.
+
+``placement.confirmed`` records the fee as due (fixed, or a share of the first
+month's wage). The employer's payment creates a PaymentIntent whose idempotency key
+comes from the placement; nothing is booked until Stripe's webhook says
+``payment_intent.succeeded``. Then, on the market ledger only:
+
+  Dr stripe_clearing fee / Cr platform_revenue (fee − broker part) / Cr broker (part)
+
+Refunds go through our own check first (never more than what is left: localstripe
+would accept more) and book the mirror image. Every webhook event id is stored, so an
+event is processed once however often it arrives; events are matched to the fee by
+our metadata, so their order does not matter. No worker data goes to Stripe: only
+the amount, the currency and our placement and fee ids.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from billing import accounts
+from billing.config import BillingConfig
+from billing.ledger import service as ledger
+from billing.ledger.models import EntryStatus, Ledger, LedgerEntry, Side
+from billing.models import MarketFee, StripeEvent
+from billing.pools import check_key
+from billing.stripe import StripeClient
+from marketplace import audit
+from marketplace.access import Actor, require
+from marketplace.clock import utcnow
+from marketplace.errors import Conflict, Invalid, NotFound
+from marketplace.events import OutboxEvent
+
+# Working days in a month (国家规定月计薪天数 21.75) and hours in a working day.
+MONTH_DAYS_X100 = 2175
+DAY_HOURS = 8
+
+
+class FeePublic(BaseModel):
+    placement_id: int
+    amount_fen: int
+    refunded_fen: int
+    status: str
+    payment_intent_id: str | None
+    client_secret: str | None
+
+
+class RefundIn(BaseModel):
+    amount_fen: int = Field(gt=0, le=10**11, description="退款金额（分）")
+
+
+def to_public(fee: MarketFee) -> FeePublic:
+    return FeePublic(
+        placement_id=fee.placement_id,
+        amount_fen=fee.amount_fen,
+        refunded_fen=fee.refunded_fen,
+        status=fee.status,
+        payment_intent_id=fee.payment_intent_id,
+        client_secret=fee.client_secret,
+    )
+
+
+def first_month_wage(payload: dict[str, Any]) -> int | None:
+    """The first month's wage from the job's lower wage bound (what the worker is
+    sure to earn): monthly as is, daily × 21.75, hourly × 8 × 21.75."""
+    low = payload.get("wage_min_fen") or payload.get("wage_max_fen")
+    if low is None:
+        return None
+    unit = str(payload.get("wage_unit") or "month")
+    if unit == "month":
+        return int(low)
+    if unit == "day":
+        return int(low) * MONTH_DAYS_X100 // 100
+    if unit == "hour":
+        return int(low) * DAY_HOURS * MONTH_DAYS_X100 // 100
+    return None  # piece rates: no basis for a share
+
+
+def fee_amount(payload: dict[str, Any]) -> int:
+    if payload.get("fee_fixed_fen") is not None:
+        return int(payload["fee_fixed_fen"])
+    if payload.get("fee_share_bp") is not None:
+        wage = first_month_wage(payload)
+        return 0 if wage is None else wage * int(payload["fee_share_bp"]) // 10_000
+    return 0
+
+
+async def on_placement_confirmed(session: AsyncSession, event: OutboxEvent) -> None:
+    p = event.payload
+    placement_id = int(p["placement_id"])
+    if await _by_placement(session, placement_id) is not None:
+        return
+    amount = fee_amount(p)
+    if amount <= 0:
+        return  # the job charges no fee
+    session.add(
+        MarketFee(
+            placement_id=placement_id,
+            event_id=event.id,
+            job_id=p.get("job_id"),
+            organization_id=p.get("organization_id"),
+            broker_id=p.get("broker_id"),
+            amount_fen=amount,
+        )
+    )
+    await session.flush()
+
+
+async def _by_placement(
+    session: AsyncSession, placement_id: int, *, lock: bool = False
+) -> MarketFee | None:
+    stmt = select(MarketFee).where(col(MarketFee.placement_id) == placement_id)
+    if lock and session.bind is not None and session.bind.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def get_fee(session: AsyncSession, *, actor: Actor, placement_id: int) -> MarketFee:
+    require(actor, "fee.pay")
+    fee = await _by_placement(session, placement_id)
+    if fee is None:
+        raise NotFound("该录用没有待付的服务费", field="placement_id")
+    return fee
+
+
+async def create_intent(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    client: StripeClient,
+    placement_id: int,
+    key: str | None,
+) -> MarketFee:
+    check_key(key)
+    fee = await get_fee(session, actor=actor, placement_id=placement_id)
+    if fee.payment_intent_id is not None or fee.status != "due":
+        return fee  # one PaymentIntent per placement
+    intent = await client.create_payment_intent(
+        {
+            "amount": fee.amount_fen,
+            "currency": "cny",
+            "payment_method_types": ["card"],
+            "metadata": {"placement_id": placement_id, "fee_id": fee.id},
+        },
+        idempotency_key=f"laowu-placement-fee-{placement_id}",
+    )
+    fee.payment_intent_id = str(intent["id"])
+    fee.client_secret = intent.get("client_secret")
+    fee.status = "processing"
+    session.add(fee)
+    await session.flush()
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="fee.intent",
+        object_type="market_fee",
+        object_id=fee.id,
+        detail={"placement_id": placement_id, "amount_fen": fee.amount_fen},
+    )
+    return fee
+
+
+def _broker_part(amount: int, bp: int) -> int:
+    return amount * bp // 10_000
+
+
+async def _book_success(
+    session: AsyncSession, fee: MarketFee, intent: dict[str, Any], config: BillingConfig
+) -> None:
+    if fee.entry_id is not None:
+        return
+    amount = int(intent.get("amount_received") or intent.get("amount") or 0)
+    if amount <= 0:
+        raise Invalid("amount", "Stripe 事件金额无效")
+    fee.amount_fen = amount  # what Stripe actually received is what we book
+    fee.broker_share_bp = config.broker_fee_share_bp if fee.broker_id else 0
+    accts = await accounts.market_accounts(session, fee.broker_id)
+    part = _broker_part(amount, fee.broker_share_bp)
+    lines = [
+        ledger.Line(accts["clearing"].id or 0, Side.debit, amount),
+        ledger.Line(accts["platform"].id or 0, Side.credit, amount - part),
+    ]
+    if part > 0:
+        lines.append(ledger.Line(accts["broker"].id or 0, Side.credit, part))
+    entry = await ledger.post(
+        session,
+        key=f"fee:{fee.id}:paid",
+        ledger=Ledger.market,
+        kind="market_fee",
+        lines=[ln for ln in lines if ln.amount_fen > 0],
+        memo=f"服务费 录用{fee.placement_id} {intent.get('id')}",
+    )
+    charge = intent.get("latest_charge")
+    fee.charge_id = charge.get("id") if isinstance(charge, dict) else charge
+    fee.entry_id = entry.id
+    fee.payment_intent_id = fee.payment_intent_id or str(intent.get("id"))
+    fee.status = "succeeded"
+    fee.paid_at = utcnow()
+    session.add(fee)
+    await session.flush()
+
+
+async def handle_event(
+    session: AsyncSession, *, event: dict[str, Any], config: BillingConfig
+) -> str:
+    """Apply one verified webhook event once. Returns what happened, for the log."""
+    event_id = str(event.get("id") or "")
+    if not event_id:
+        raise Invalid("id", "事件缺少 id")
+    if await session.get(StripeEvent, event_id) is not None:
+        return "duplicate"
+    obj = (event.get("data") or {}).get("object") or {}
+    savepoint = await session.begin_nested()
+    try:
+        session.add(
+            StripeEvent(
+                id=event_id,
+                type=str(event.get("type")),
+                object_id=obj.get("id"),
+                created=int(event.get("created") or 0),
+            )
+        )
+        await session.flush()
+    except IntegrityError:
+        await savepoint.rollback()
+        return "duplicate"  # a concurrent delivery of the same event won
+    await savepoint.commit()
+    kind = event.get("type")
+    if kind not in (
+        "payment_intent.succeeded",
+        "payment_intent.payment_failed",
+        "payment_intent.canceled",
+    ):
+        return "ignored"
+    fee = await _fee_for_intent(session, obj)
+    if fee is None:
+        return "unknown"
+    if kind == "payment_intent.succeeded":
+        await _book_success(session, fee, obj, config)
+        return "booked"
+    if fee.status != "processing" or fee.payment_intent_id not in (None, obj.get("id")):
+        return "stale"  # an older event arriving late: the fee has moved on
+    fee.status = "due"  # failed or cancelled: the employer may pay again
+    fee.payment_intent_id = None
+    fee.client_secret = None
+    session.add(fee)
+    await session.flush()
+    return "reopened"
+
+
+async def _fee_for_intent(session: AsyncSession, intent: dict[str, Any]) -> MarketFee | None:
+    """By our metadata first: the webhook may arrive before the transaction that
+    stored the PaymentIntent's id has committed."""
+    meta = intent.get("metadata") or {}
+    if str(meta.get("placement_id", "")).isdigit():
+        fee = await _by_placement(session, int(meta["placement_id"]), lock=True)
+        if fee is not None:
+            return fee
+    if intent.get("id"):
+        return (
+            await session.execute(
+                select(MarketFee).where(col(MarketFee.payment_intent_id) == str(intent["id"]))
+            )
+        ).scalar_one_or_none()
+    return None
+
+
+async def refund(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    client: StripeClient,
+    placement_id: int,
+    data: RefundIn,
+    key: str | None,
+) -> MarketFee:
+    key = check_key(key)
+    require(actor, "fee.refund")
+    fee = await _by_placement(session, placement_id, lock=True)
+    if fee is None:
+        raise NotFound("该录用没有服务费", field="placement_id")
+    if fee.status not in ("succeeded", "refunded") or fee.payment_intent_id is None:
+        raise Conflict("服务费尚未付款成功，不能退款", field="status")
+    left = fee.amount_fen - fee.refunded_fen
+    if data.amount_fen > left:
+        raise Invalid("amount_fen", f"退款金额超过可退余额 {left} 分")
+    refund_obj = await client.create_refund(
+        fee.payment_intent_id,
+        data.amount_fen,
+        idempotency_key=f"laowu-fee-{fee.id}-refund-{actor.user_id}-{key}",
+    )
+    before, after = left, left - data.amount_fen
+    part = _broker_part(before, fee.broker_share_bp) - _broker_part(after, fee.broker_share_bp)
+    accts = await accounts.market_accounts(session, fee.broker_id)
+    lines = [
+        ledger.Line(accts["platform"].id or 0, Side.debit, data.amount_fen - part),
+        ledger.Line(accts["clearing"].id or 0, Side.credit, data.amount_fen),
+    ]
+    if part > 0:
+        lines.append(ledger.Line(accts["broker"].id or 0, Side.debit, part))
+    await ledger.post(
+        session,
+        key=f"fee:{fee.id}:refund:{refund_obj['id']}",
+        ledger=Ledger.market,
+        kind="market_refund",
+        lines=[ln for ln in lines if ln.amount_fen > 0],
+        memo=f"退款 录用{placement_id} {refund_obj['id']}",
+        created_by=actor.user_id,
+    )
+    fee.refunded_fen += data.amount_fen
+    fee.status = "refunded" if fee.refunded_fen == fee.amount_fen else "succeeded"
+    session.add(fee)
+    await session.flush()
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="fee.refund",
+        object_type="market_fee",
+        object_id=fee.id,
+        detail={"placement_id": placement_id, "amount_fen": data.amount_fen},
+    )
+    return fee
+
+
+class Mismatch(BaseModel):
+    kind: str  # missing_in_stripe | missing_here | amount_differs
+    reference: str
+    ours_fen: int | None
+    stripe_fen: int | None
+
+
+async def market_mismatches(
+    session: AsyncSession, *, client: StripeClient, start: datetime, end: datetime
+) -> list[Mismatch]:
+    """Our booked payments (by charge) and refunds (by refund id) in [start, end)
+    against Stripe's balance transactions of the same window."""
+    ours: dict[str, int] = {}
+    fees = (
+        await session.execute(
+            select(MarketFee).where(
+                col(MarketFee.paid_at) >= start,
+                col(MarketFee.paid_at) < end,
+                col(MarketFee.charge_id).is_not(None),
+            )
+        )
+    ).scalars()
+    for fee in fees:
+        ours[str(fee.charge_id)] = fee.amount_fen
+    refunds = (
+        await session.execute(
+            select(LedgerEntry).where(
+                col(LedgerEntry.kind) == "market_refund",
+                col(LedgerEntry.status) == EntryStatus.posted,
+                col(LedgerEntry.effective_at) >= start,
+                col(LedgerEntry.effective_at) < end,
+            )
+        )
+    ).scalars()
+    for entry in refunds:
+        refund_id = entry.idempotency_key.rsplit(":", 1)[-1]
+        postings = await ledger.postings_of(session, entry.id or 0)
+        ours[refund_id] = -sum(p.amount_fen for p in postings if p.side == Side.credit)
+    theirs: dict[str, int] = {}
+    async for txn in client.balance_transactions(
+        created_gte=int(start.timestamp()), created_lt=int(end.timestamp())
+    ):
+        if txn.get("type") in ("charge", "refund", "payment"):
+            theirs[str(txn["source"])] = theirs.get(str(txn["source"]), 0) + int(txn["amount"])
+    found = []
+    for ref in sorted(set(ours) | set(theirs)):
+        a, b = ours.get(ref), theirs.get(ref)
+        if a is None:
+            found.append(Mismatch(kind="missing_here", reference=ref, ours_fen=None, stripe_fen=b))
+        elif b is None:
+            found.append(
+                Mismatch(kind="missing_in_stripe", reference=ref, ours_fen=a, stripe_fen=None)
+            )
+        elif a != b:
+            found.append(Mismatch(kind="amount_differs", reference=ref, ours_fen=a, stripe_fen=b))
+    return found
+
+
+def utc_from_ts(ts: int) -> datetime:
+    return datetime.fromtimestamp(ts, tz=UTC)

@@ -1,0 +1,1 @@
+"""Double-entry ledger: accounts, entries, postings (see docs/billing.md)."""

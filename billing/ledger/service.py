@@ -1,0 +1,341 @@
+"""Posting to the ledger: balanced entries, idempotent by key, reversals, balances.
+
+``post`` inserts an open entry and its postings and closes it in the caller's
+transaction; the database checks the balance and the no-overdraft rule when the entry
+closes (``ddl.py``). Callers that must decide from a balance (reserve a subsidy if
+the pool has the money) first ``lock_accounts``: ``SELECT … FOR UPDATE`` on
+PostgreSQL, while SQLite writers are already serialised by ``BEGIN IMMEDIATE``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from billing.ledger.models import EntryStatus, LedgerAccount, LedgerEntry, LedgerPosting, Side
+from marketplace.clock import utcnow
+from marketplace.errors import Conflict, Invalid, NotFound
+
+
+class Overdraft(Conflict):
+    """A no-overdraft account would go below zero."""
+
+
+@dataclass(frozen=True)
+class Line:
+    account_id: int
+    side: Side | str
+    amount_fen: int
+
+
+def content_hash(ledger: str, kind: str, lines: Sequence[Line], reversal_of: int | None) -> str:
+    """What an idempotency key promises: same key, same money movement."""
+    body = {
+        "ledger": ledger,
+        "kind": kind,
+        "reversal_of": reversal_of,
+        "lines": sorted((ln.account_id, str(ln.side), ln.amount_fen) for ln in lines),
+    }
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _check_lines(lines: Sequence[Line]) -> None:
+    if len(lines) < 2:
+        raise Invalid("lines", "一笔分录至少要有两行")
+    debit = credit = 0
+    for line in lines:
+        if not isinstance(line.amount_fen, int) or isinstance(line.amount_fen, bool):
+            raise Invalid("amount_fen", "金额必须是整数（分）")
+        if line.amount_fen <= 0:
+            raise Invalid("amount_fen", "金额必须大于 0")
+        if str(line.side) == Side.debit:
+            debit += line.amount_fen
+        elif str(line.side) == Side.credit:
+            credit += line.amount_fen
+        else:
+            raise Invalid("side", "借贷方向只能是 debit 或 credit")
+    if debit != credit:
+        raise Invalid("lines", f"借方合计 {debit} 分与贷方合计 {credit} 分不相等")
+
+
+def _is_pg(session: AsyncSession) -> bool:
+    return session.bind is not None and session.bind.dialect.name == "postgresql"
+
+
+async def lock_accounts(session: AsyncSession, account_ids: Iterable[int]) -> dict[int, int]:
+    """Lock the accounts (in id order, so two writers never deadlock) and return their
+    balances. On SQLite the transaction is already the only writer."""
+    ids = sorted(set(account_ids))
+    stmt = select(col(LedgerAccount.id), col(LedgerAccount.balance_fen)).where(
+        col(LedgerAccount.id).in_(ids)
+    )
+    if _is_pg(session):
+        stmt = stmt.order_by(col(LedgerAccount.id)).with_for_update()
+    rows = (await session.execute(stmt)).all()
+    return {int(r[0] or 0): int(r[1]) for r in rows}
+
+
+async def find_entry(session: AsyncSession, key: str) -> LedgerEntry | None:
+    return (
+        await session.execute(select(LedgerEntry).where(col(LedgerEntry.idempotency_key) == key))
+    ).scalar_one_or_none()
+
+
+async def post(
+    session: AsyncSession,
+    *,
+    key: str,
+    ledger: str,
+    kind: str,
+    lines: Sequence[Line],
+    memo: str = "",
+    effective_at: datetime | None = None,
+    reversal_of: int | None = None,
+    created_by: int | None = None,
+) -> LedgerEntry:
+    """Post a balanced entry once per ``key``; a replay returns the first entry, the
+    same key with different content is a Conflict. Raises Overdraft when a
+    no-overdraft account would go below zero (nothing of the entry remains)."""
+    _check_lines(lines)
+    digest = content_hash(ledger, kind, lines, reversal_of)
+    existing = await find_entry(session, key)
+    if existing is not None:
+        return _replayed(existing, digest, key)
+    ledgers = set(
+        (
+            await session.execute(
+                select(col(LedgerAccount.ledger)).where(
+                    col(LedgerAccount.id).in_({ln.account_id for ln in lines})
+                )
+            )
+        ).scalars()
+    )
+    if ledgers != {ledger}:
+        raise Invalid("lines", "一笔分录不能同时涉及补贴账和市场账，且账户必须存在")
+    when = effective_at or utcnow()
+    savepoint = await session.begin_nested()
+    try:
+        entry_id = (
+            await session.execute(
+                insert(LedgerEntry)
+                .values(
+                    idempotency_key=key,
+                    content_hash=digest,
+                    ledger=ledger,
+                    kind=kind,
+                    memo=memo[:500],
+                    reversal_of_id=reversal_of,
+                    status=EntryStatus.open,
+                    effective_at=when,
+                    created_at=utcnow(),
+                    created_by=created_by,
+                )
+                .returning(col(LedgerEntry.id))
+            )
+        ).scalar_one()
+        await session.execute(
+            insert(LedgerPosting),
+            [
+                {
+                    "entry_id": entry_id,
+                    "account_id": ln.account_id,
+                    "side": str(ln.side),
+                    "amount_fen": ln.amount_fen,
+                    "effective_at": when,
+                }
+                for ln in lines
+            ],
+        )
+        await session.execute(
+            update(LedgerEntry)
+            .where(col(LedgerEntry.id) == entry_id)
+            .values(status=EntryStatus.posted)
+        )
+    except IntegrityError as exc:
+        await savepoint.rollback()
+        text = str(exc.orig)
+        if "mixes ledgers" in text:
+            raise Invalid("lines", "一笔分录不能同时涉及补贴账和市场账") from exc
+        if "overdraft" in text:
+            raise Overdraft("余额不足：资金池不能透支", field="amount_fen") from exc
+        existing = await find_entry(session, key)
+        if existing is not None:  # a concurrent writer posted the same key first
+            return _replayed(existing, digest, key)
+        if "reversal_of_id" in text or "ledger_entry.reversal_of_id" in text:
+            raise Conflict("这笔分录已经冲正过", field="reversal_of") from exc
+        raise
+    except BaseException:
+        await savepoint.rollback()
+        raise
+    await savepoint.commit()
+    entry = await session.get(LedgerEntry, entry_id, populate_existing=True)
+    assert entry is not None
+    return entry
+
+
+def _replayed(existing: LedgerEntry, digest: str, key: str) -> LedgerEntry:
+    if existing.content_hash != digest:
+        raise Conflict(f"幂等键 {key} 已用于另一笔内容不同的分录", field="idempotency_key")
+    return existing
+
+
+async def postings_of(session: AsyncSession, entry_id: int) -> list[LedgerPosting]:
+    rows = await session.execute(
+        select(LedgerPosting)
+        .where(col(LedgerPosting.entry_id) == entry_id)
+        .order_by(col(LedgerPosting.id))
+    )
+    return list(rows.scalars())
+
+
+async def reverse(
+    session: AsyncSession,
+    *,
+    entry_id: int,
+    key: str,
+    memo: str = "",
+    kind: str | None = None,
+    created_by: int | None = None,
+    effective_at: datetime | None = None,
+) -> LedgerEntry:
+    """The correcting entry: every posting of ``entry_id`` with its side swapped."""
+    original = await session.get(LedgerEntry, entry_id)
+    if original is None:
+        raise NotFound("分录不存在", field="entry_id")
+    lines = [
+        Line(
+            account_id=p.account_id,
+            side=Side.credit if p.side == Side.debit else Side.debit,
+            amount_fen=p.amount_fen,
+        )
+        for p in await postings_of(session, entry_id)
+    ]
+    return await post(
+        session,
+        key=key,
+        ledger=original.ledger,
+        kind=kind or f"reverse_{original.kind}"[:32],
+        lines=lines,
+        memo=memo or f"冲正分录 {entry_id}",
+        reversal_of=entry_id,
+        created_by=created_by,
+        effective_at=effective_at,
+    )
+
+
+async def get_account(session: AsyncSession, code: str) -> LedgerAccount | None:
+    return (
+        await session.execute(select(LedgerAccount).where(col(LedgerAccount.code) == code))
+    ).scalar_one_or_none()
+
+
+async def ensure_account(
+    session: AsyncSession,
+    *,
+    code: str,
+    ledger: str,
+    kind: str,
+    name: str,
+    normal_side: Side,
+    no_overdraft: bool = False,
+    district_code: str | None = None,
+    source: str | None = None,
+    broker_id: int | None = None,
+) -> LedgerAccount:
+    found = await get_account(session, code)
+    if found is not None:
+        return found
+    account = LedgerAccount(
+        code=code,
+        ledger=ledger,
+        kind=kind,
+        name=name,
+        normal_side=normal_side,
+        no_overdraft=no_overdraft,
+        district_code=district_code,
+        source=source,
+        broker_id=broker_id,
+    )
+    savepoint = await session.begin_nested()
+    session.add(account)
+    try:
+        await session.flush()
+    except IntegrityError:
+        await savepoint.rollback()  # created concurrently: take theirs
+        found = await get_account(session, code)
+        assert found is not None
+        return found
+    await savepoint.commit()
+    return account
+
+
+async def current_balance(session: AsyncSession, account_id: int) -> int:
+    value = (
+        await session.execute(
+            select(col(LedgerAccount.balance_fen)).where(col(LedgerAccount.id) == account_id)
+        )
+    ).scalar_one()
+    return int(value)
+
+
+def _signed(normal_side: str) -> Any:
+    return case(
+        (col(LedgerPosting.side) == normal_side, col(LedgerPosting.amount_fen)),
+        else_=-col(LedgerPosting.amount_fen),
+    )
+
+
+async def balance_as_of(session: AsyncSession, account_id: int, as_of: datetime | None) -> int:
+    """The balance from the postings of posted entries effective up to ``as_of``
+    (inclusive); ``None`` means all of them."""
+    account = await session.get(LedgerAccount, account_id)
+    if account is None:
+        raise NotFound("账户不存在", field="account_id")
+    stmt = (
+        select(func.coalesce(func.sum(_signed(account.normal_side)), 0))
+        .select_from(LedgerPosting)
+        .join(LedgerEntry, col(LedgerEntry.id) == col(LedgerPosting.entry_id))
+        .where(
+            col(LedgerPosting.account_id) == account_id,
+            col(LedgerEntry.status) == EntryStatus.posted,
+        )
+    )
+    if as_of is not None:
+        stmt = stmt.where(col(LedgerPosting.effective_at) <= as_of)
+    return int((await session.execute(stmt)).scalar_one())
+
+
+async def list_postings(
+    session: AsyncSession, account_id: int, *, limit: int, offset: int
+) -> tuple[list[tuple[LedgerPosting, LedgerEntry]], int]:
+    where = [
+        col(LedgerPosting.account_id) == account_id,
+        col(LedgerEntry.status) == EntryStatus.posted,
+    ]
+    base = select(LedgerPosting, LedgerEntry).join(
+        LedgerEntry, col(LedgerEntry.id) == col(LedgerPosting.entry_id)
+    )
+    total = (
+        await session.execute(
+            select(func.count())
+            .select_from(LedgerPosting)
+            .join(LedgerEntry, col(LedgerEntry.id) == col(LedgerPosting.entry_id))
+            .where(*where)
+        )
+    ).scalar_one()
+    rows = await session.execute(
+        base.where(*where)
+        .order_by(col(LedgerPosting.effective_at).desc(), col(LedgerPosting.id).desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return [(p, e) for p, e in rows.all()], int(total)

@@ -1,0 +1,334 @@
+"""Public-service subsidies (服务补贴): from an approved task to a payable amount.
+
+Life of a subsidy (docs/billing.md):
+
+  task.approved → awaiting_funds (pool short; queued in approval order)
+               → pending  (reserved:   Dr pool.reserved / Cr pool.available)
+               → payable  (``is_payable`` says so; money stays reserved)
+               → paid     (a payout batch: Dr pool.paid / Cr pool.reserved)
+  task.reversed before payment → voided (the reserve entry is reversed)
+  task.reversed after payment  → reversed: Dr broker receivable / Cr pool.reversed,
+                                 netted by the broker's next payout
+  a task type the broker's public-welfare post covers → covered (no money)
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from billing import accounts
+from billing.config import DEFAULT, BillingConfig
+from billing.ledger import service as ledger
+from billing.ledger.models import Ledger, Side
+from billing.models import BatchStatus, FundPool, PayoutBatch, Subsidy, SubsidyStatus
+from billing.pools import ensure_pool
+from marketplace.brokers.models import Broker, BrokerStatus
+from marketplace.clock import utcnow
+from marketplace.events import OutboxEvent
+from marketplace.funding import is_funding_source
+
+
+class NotYet(RuntimeError):
+    """The event cannot be applied yet; the outbox retries it later."""
+
+
+def _parse_time(value: Any) -> datetime:
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise ValueError("approved_at must carry a time zone")
+    return parsed
+
+
+def covered_by_post(broker: Broker, task_type_code: str | None) -> bool:
+    return bool(broker.welfare_post and task_type_code in (broker.welfare_post_task_types or []))
+
+
+def is_payable(subsidy: Subsidy, *, now: datetime, config: BillingConfig) -> bool:
+    """The payability gate. Today: ``payable_after_days`` after approval with no
+    failed spot check (a failed one has already voided the subsidy). The scoring
+    issue replaces this with "the period's assessment is done and passed"."""
+    if subsidy.status != SubsidyStatus.pending:
+        return False
+    if subsidy.kind == "welfare_post":
+        return True
+    return subsidy.approved_at + timedelta(days=config.payable_after_days) <= now
+
+
+async def _reserve(session: AsyncSession, pool: FundPool, subsidy: Subsidy, now: datetime) -> None:
+    entry = await ledger.post(
+        session,
+        key=f"subsidy:{subsidy.id}:reserve",
+        ledger=Ledger.subsidy,
+        kind="subsidy_reserve",
+        lines=[
+            ledger.Line(pool.reserved_account_id, Side.debit, subsidy.amount_fen),
+            ledger.Line(pool.available_account_id, Side.credit, subsidy.amount_fen),
+        ],
+        memo=_memo(subsidy),
+    )
+    subsidy.reserve_entry_id = entry.id
+    subsidy.reserved_at = now
+    subsidy.status = SubsidyStatus.pending
+    session.add(subsidy)
+
+
+def _memo(subsidy: Subsidy) -> str:
+    if subsidy.kind == "welfare_post":
+        return f"公益性岗位补贴 经纪人{subsidy.broker_id} {subsidy.period}"
+    return f"任务补贴 任务{subsidy.task_id} 提交{subsidy.submission_id}"
+
+
+async def _place(session: AsyncSession, pool: FundPool, subsidy: Subsidy) -> None:
+    """Reserve now if the pool has the money and nobody approved earlier is waiting;
+    else queue as awaiting funds. Never takes the pool below zero."""
+    assert pool.id is not None
+    subsidy.status = SubsidyStatus.awaiting_funds
+    session.add(subsidy)
+    await session.flush()
+    if subsidy.amount_fen == 0:
+        subsidy.status = SubsidyStatus.voided
+        subsidy.reason = "金额为零，无需发放"
+        return
+    balances = await ledger.lock_accounts(session, [pool.available_account_id])
+    if await _waiting_ahead_of(session, pool.id, subsidy):
+        return
+    if balances[pool.available_account_id] >= subsidy.amount_fen:
+        await _reserve(session, pool, subsidy, utcnow())
+    await session.flush()
+
+
+async def _waiting_ahead_of(session: AsyncSession, pool_id: int, subsidy: Subsidy) -> bool:
+    found = (
+        await session.execute(
+            select(col(Subsidy.id))
+            .where(
+                col(Subsidy.pool_id) == pool_id,
+                col(Subsidy.status) == SubsidyStatus.awaiting_funds,
+                col(Subsidy.id) != subsidy.id,
+                col(Subsidy.approved_at) <= subsidy.approved_at,
+            )
+            .limit(1)
+        )
+    ).first()
+    return found is not None
+
+
+async def reserve_waiting(session: AsyncSession, pool: FundPool) -> int:
+    """Reserve queued subsidies in order of approval while the pool has the money;
+    the first one that does not fit stops the queue (no overtaking)."""
+    assert pool.id is not None
+    balances = await ledger.lock_accounts(session, [pool.available_account_id])
+    available = balances[pool.available_account_id]
+    queued = (
+        await session.execute(
+            select(Subsidy)
+            .where(
+                col(Subsidy.pool_id) == pool.id,
+                col(Subsidy.status) == SubsidyStatus.awaiting_funds,
+            )
+            .order_by(col(Subsidy.approved_at), col(Subsidy.id))
+        )
+    ).scalars()
+    done = 0
+    now = utcnow()
+    for subsidy in queued:
+        if subsidy.amount_fen > available:
+            break
+        await _reserve(session, pool, subsidy, now)
+        available -= subsidy.amount_fen
+        done += 1
+    await session.flush()
+    return done
+
+
+async def on_task_approved(session: AsyncSession, event: OutboxEvent) -> None:
+    p = event.payload
+    origin = f"task:{p['submission_id']}"
+    if await _by_origin(session, origin) is not None:
+        return  # delivered again: already accrued
+    amount = int(p["amount_fen"])
+    quantity, rate = int(p["approved_quantity"]), int(p["rate_fen"])
+    if amount != quantity * rate or amount < 0:
+        raise ValueError(f"amount_fen {amount} != approved_quantity × rate_fen")
+    if not is_funding_source(str(p["funding_source"])):
+        raise ValueError(f"unknown funding source {p['funding_source']!r}")
+    broker = await session.get(Broker, int(p["broker_id"]))
+    if broker is None:
+        raise NotYet(f"broker {p['broker_id']} not found")
+    pool = await ensure_pool(session, str(p["district_code"]), str(p["funding_source"]))
+    assert pool.id is not None
+    subsidy = Subsidy(
+        origin_key=origin,
+        kind="task",
+        event_id=event.id,
+        task_id=int(p["task_id"]),
+        submission_id=int(p["submission_id"]),
+        task_type_code=str(p["task_type_code"]),
+        broker_id=broker.id or 0,
+        pool_id=pool.id,
+        district_code=pool.district_code,
+        source=pool.source,
+        quantity=quantity,
+        rate_fen=rate,
+        amount_fen=amount,
+        status=SubsidyStatus.awaiting_funds,
+        approved_at=_parse_time(p["approved_at"]),
+    )
+    if covered_by_post(broker, subsidy.task_type_code):
+        subsidy.status = SubsidyStatus.covered
+        subsidy.reason = "该任务类型已由公益性岗位补贴覆盖"
+        session.add(subsidy)
+        await session.flush()
+        return
+    await _place(session, pool, subsidy)
+
+
+async def _by_origin(session: AsyncSession, origin: str) -> Subsidy | None:
+    return (
+        await session.execute(select(Subsidy).where(col(Subsidy.origin_key) == origin))
+    ).scalar_one_or_none()
+
+
+async def on_task_reversed(session: AsyncSession, event: OutboxEvent) -> None:
+    p = event.payload
+    subsidy = await _by_origin(session, f"task:{p['submission_id']}")
+    if subsidy is None:
+        raise NotYet(f"no subsidy yet for submission {p['submission_id']}")
+    await void_or_recover(session, subsidy, reason=str(p.get("reason") or "抽查未通过"))
+
+
+async def void_or_recover(session: AsyncSession, subsidy: Subsidy, *, reason: str) -> None:
+    """Undo a subsidy: release its reservation if unpaid, else book a receivable."""
+    now = utcnow()
+    status = subsidy.status
+    if status in (SubsidyStatus.voided, SubsidyStatus.reversed, SubsidyStatus.covered):
+        return
+    pool = await session.get(FundPool, subsidy.pool_id)
+    assert pool is not None
+    if status in (SubsidyStatus.pending, SubsidyStatus.payable) and subsidy.batch_id is not None:
+        batch = await session.get(PayoutBatch, subsidy.batch_id)
+        assert batch is not None
+        if batch.status in (BatchStatus.executing, BatchStatus.executed):
+            raise NotYet("the subsidy is being paid; reversal waits for the batch")
+        from billing import payouts
+
+        await payouts.drop_subsidy(session, batch, subsidy)
+    if status == SubsidyStatus.awaiting_funds or (
+        status in (SubsidyStatus.pending, SubsidyStatus.payable)
+        and subsidy.reserve_entry_id is None
+    ):
+        subsidy.status = SubsidyStatus.voided
+    elif status in (SubsidyStatus.pending, SubsidyStatus.payable):
+        assert subsidy.reserve_entry_id is not None
+        entry = await ledger.reverse(
+            session,
+            entry_id=subsidy.reserve_entry_id,
+            key=f"subsidy:{subsidy.id}:release",
+            kind="subsidy_release",
+            memo=f"作废 {_memo(subsidy)}",
+        )
+        subsidy.release_entry_id = entry.id
+        subsidy.status = SubsidyStatus.voided
+    elif status == SubsidyStatus.paid:
+        receivable = await accounts.receivable(
+            session, subsidy.broker_id, subsidy.district_code, subsidy.source
+        )
+        assert receivable.id is not None
+        entry = await ledger.post(
+            session,
+            key=f"subsidy:{subsidy.id}:receivable",
+            ledger=Ledger.subsidy,
+            kind="subsidy_receivable",
+            lines=[
+                ledger.Line(receivable.id, Side.debit, subsidy.amount_fen),
+                ledger.Line(pool.reversed_account_id, Side.credit, subsidy.amount_fen),
+            ],
+            memo=f"追回 {_memo(subsidy)}",
+        )
+        subsidy.receivable_entry_id = entry.id
+        subsidy.status = SubsidyStatus.reversed
+    subsidy.voided_at = now
+    subsidy.reason = reason[:500]
+    session.add(subsidy)
+    await session.flush()
+    if status != SubsidyStatus.paid:
+        await reserve_waiting(session, pool)  # released money serves the queue
+
+
+async def promote_payable(
+    session: AsyncSession, *, now: datetime | None = None, config: BillingConfig = DEFAULT
+) -> int:
+    """Move pending subsidies that the gate allows to payable; returns how many."""
+    now = now or utcnow()
+    rows = (
+        await session.execute(
+            select(Subsidy)
+            .where(col(Subsidy.status) == SubsidyStatus.pending)
+            .order_by(col(Subsidy.id))
+        )
+    ).scalars()
+    count = 0
+    for subsidy in list(rows):
+        if is_payable(subsidy, now=now, config=config):
+            subsidy.status = SubsidyStatus.payable
+            subsidy.payable_at = now
+            session.add(subsidy)
+            count += 1
+    await session.flush()
+    return count
+
+
+async def book_welfare_posts(
+    session: AsyncSession, *, period: str, source: str = "employment_subsidy"
+) -> int:
+    """The month's public-welfare post subsidy for every active broker holding a post
+    (instead of task subsidies for the task types the post covers). Once per broker
+    and month, however often it runs."""
+    year, month = (int(x) for x in period.split("-"))
+    if not 1 <= month <= 12:
+        raise ValueError("period must be YYYY-MM")
+    approved_at = datetime.fromisoformat(f"{year:04d}-{month:02d}-01T00:00:00+08:00")
+    brokers = (
+        await session.execute(
+            select(Broker)
+            .where(col(Broker.welfare_post).is_(True), col(Broker.status) == BrokerStatus.active)
+            .order_by(col(Broker.id))
+        )
+    ).scalars()
+    count = 0
+    for broker in list(brokers):
+        amount = broker.welfare_post_monthly_fen or 0
+        origin = f"welfare:{broker.id}:{period}"
+        if amount <= 0 or await _by_origin(session, origin) is not None:
+            continue
+        pool = await ensure_pool(session, broker.village_code[:6], source)
+        assert pool.id is not None
+        assert broker.id is not None
+        subsidy = Subsidy(
+            origin_key=origin,
+            kind="welfare_post",
+            period=period,
+            broker_id=broker.id,
+            pool_id=pool.id,
+            district_code=pool.district_code,
+            source=pool.source,
+            quantity=1,
+            rate_fen=amount,
+            amount_fen=amount,
+            status=SubsidyStatus.awaiting_funds,
+            approved_at=approved_at,
+        )
+        await _place(session, pool, subsidy)
+        count += 1
+    return count
+
+
+HANDLERS = {
+    "task.approved": on_task_approved,
+    "task.reversed": on_task_reversed,
+}

@@ -1,0 +1,247 @@
+"""The ledger's rules, in code and in the database itself, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from billing.ledger import service as ledger
+from billing.ledger.models import Ledger, LedgerPosting, Side
+from marketplace.db import unit_of_work
+from marketplace.errors import Conflict, Invalid
+
+DB_ERRORS = (IntegrityError, DBAPIError)
+
+
+async def _accounts(session: AsyncSession) -> dict[str, int]:
+    made = {}
+    for code, ledger_name, side, guard in (
+        ("pool", Ledger.subsidy, Side.debit, True),
+        ("source", Ledger.subsidy, Side.credit, False),
+        ("reserved", Ledger.subsidy, Side.debit, True),
+        ("stripe", Ledger.market, Side.debit, False),
+    ):
+        account = await ledger.ensure_account(
+            session,
+            code=f"t:{code}",
+            ledger=ledger_name,
+            kind=code,
+            name=code,
+            normal_side=side,
+            no_overdraft=guard,
+        )
+        assert account.id is not None
+        made[code] = account.id
+    return made
+
+
+def _fund(a: dict[str, int], amount: int) -> list[ledger.Line]:
+    return [
+        ledger.Line(a["pool"], Side.debit, amount),
+        ledger.Line(a["source"], Side.credit, amount),
+    ]
+
+
+async def test_post_replay_conflict_and_reverse(factory: async_sessionmaker[AsyncSession]) -> None:
+    async with unit_of_work(factory) as session:
+        a = await _accounts(session)
+        first = await ledger.post(
+            session, key="k1", ledger=Ledger.subsidy, kind="fund", lines=_fund(a, 10_000)
+        )
+        again = await ledger.post(
+            session, key="k1", ledger=Ledger.subsidy, kind="fund", lines=_fund(a, 10_000)
+        )
+        assert again.id == first.id
+        with pytest.raises(Conflict):
+            await ledger.post(
+                session, key="k1", ledger=Ledger.subsidy, kind="fund", lines=_fund(a, 10_001)
+            )
+        assert await ledger.current_balance(session, a["pool"]) == 10_000
+        assert first.id is not None
+        undo = await ledger.reverse(session, entry_id=first.id, key="k1:undo")
+        assert undo.reversal_of_id == first.id
+        assert await ledger.current_balance(session, a["pool"]) == 0
+        assert await ledger.current_balance(session, a["source"]) == 0
+        # An entry is reversed at most once, whatever key a second attempt uses.
+        with pytest.raises(Conflict):
+            await ledger.reverse(session, entry_id=first.id, key="k1:undo-again")
+
+
+async def test_code_refuses_unbalanced_and_bad_amounts(
+    factory: async_sessionmaker[AsyncSession],
+) -> None:
+    async with unit_of_work(factory) as session:
+        a = await _accounts(session)
+        with pytest.raises(Invalid, match="不相等"):
+            await ledger.post(
+                session,
+                key="u",
+                ledger=Ledger.subsidy,
+                kind="x",
+                lines=[
+                    ledger.Line(a["pool"], Side.debit, 5),
+                    ledger.Line(a["source"], Side.credit, 4),
+                ],
+            )
+        with pytest.raises(Invalid, match="大于 0"):
+            await ledger.post(
+                session,
+                key="z",
+                ledger=Ledger.subsidy,
+                kind="x",
+                lines=[
+                    ledger.Line(a["pool"], Side.debit, 0),
+                    ledger.Line(a["source"], Side.credit, 0),
+                ],
+            )
+        with pytest.raises(Invalid, match="补贴账和市场账"):
+            await ledger.post(
+                session,
+                key="mix",
+                ledger=Ledger.subsidy,
+                kind="x",
+                lines=[
+                    ledger.Line(a["stripe"], Side.debit, 5),
+                    ledger.Line(a["source"], Side.credit, 5),
+                ],
+            )
+        with pytest.raises(ledger.Overdraft):
+            await ledger.post(
+                session,
+                key="o",
+                ledger=Ledger.subsidy,
+                kind="x",
+                lines=[
+                    ledger.Line(a["reserved"], Side.debit, 5),
+                    ledger.Line(a["pool"], Side.credit, 5),
+                ],
+            )
+        # Nothing of the refused entries is left behind.
+        count = (
+            await session.execute(select(func.count()).select_from(LedgerPosting))
+        ).scalar_one()
+        assert count == 0
+
+
+async def _raw(factory: async_sessionmaker[AsyncSession], *statements: str) -> None:
+    async with unit_of_work(factory) as session:
+        for statement in statements:
+            await session.execute(text(statement))
+
+
+async def test_database_refuses_what_the_code_would_never_do(
+    factory: async_sessionmaker[AsyncSession],
+) -> None:
+    async with unit_of_work(factory) as session:
+        a = await _accounts(session)
+        entry = await ledger.post(
+            session, key="base", ledger=Ledger.subsidy, kind="fund", lines=_fund(a, 700)
+        )
+    now = "'2026-01-01 00:00:00'"
+    attacks = [
+        "UPDATE ledger_posting SET amount_fen = 1",
+        "DELETE FROM ledger_posting",
+        "DELETE FROM ledger_entry",
+        f"UPDATE ledger_entry SET memo = 'changed' WHERE id = {entry.id}",
+        f"UPDATE ledger_entry SET status = 'open' WHERE id = {entry.id}",
+        # A posting added to a posted entry.
+        f"INSERT INTO ledger_posting (entry_id, account_id, side, amount_fen, effective_at) "
+        f"SELECT {entry.id}, {a['pool']}, 'debit', 5, effective_at FROM ledger_entry WHERE id = {entry.id}",
+        # An entry born posted, skipping the checks.
+        "INSERT INTO ledger_entry (idempotency_key, content_hash, ledger, kind, memo, status, "
+        f"effective_at, created_at) VALUES ('born', 'x', 'subsidy', 'x', '', 'posted', {now}, {now})",
+        # Zero and negative amounts.
+        "INSERT INTO ledger_entry (idempotency_key, content_hash, ledger, kind, memo, status, "
+        f"effective_at, created_at) VALUES ('neg', 'x', 'subsidy', 'x', '', 'open', {now}, {now})",
+    ]
+    for attack in attacks:
+        with pytest.raises(DB_ERRORS):
+            await _raw(factory, attack) if "'neg'" not in attack else await _raw(
+                factory,
+                attack,
+                "INSERT INTO ledger_posting (entry_id, account_id, side, amount_fen, effective_at) "
+                f"SELECT id, {a['pool']}, 'debit', -5, effective_at FROM ledger_entry WHERE idempotency_key = 'neg'",
+            )
+    # Closing an unbalanced, a one-line, a mixed-ledger or an overdrawing entry.
+    open_entry = (
+        "INSERT INTO ledger_entry (idempotency_key, content_hash, ledger, kind, memo, status, "
+        f"effective_at, created_at) VALUES ('{{key}}', 'x', '{{ledger}}', 'x', '', 'open', {now}, {now})"
+    )
+
+    def posting(key: str, account: int, side: str, amount: int) -> str:
+        return (
+            "INSERT INTO ledger_posting (entry_id, account_id, side, amount_fen, effective_at) "
+            f"SELECT id, {account}, '{side}', {amount}, effective_at FROM ledger_entry "
+            f"WHERE idempotency_key = '{key}'"
+        )
+
+    def close(key: str) -> str:
+        return f"UPDATE ledger_entry SET status = 'posted' WHERE idempotency_key = '{key}'"
+
+    cases = {
+        "unbalanced": [
+            posting("unbalanced", a["pool"], "debit", 5),
+            posting("unbalanced", a["source"], "credit", 4),
+        ],
+        "single": [posting("single", a["pool"], "debit", 5)],
+        "mixed": [
+            posting("mixed", a["stripe"], "debit", 5),
+            posting("mixed", a["source"], "credit", 5),
+        ],
+        "overdraw": [
+            posting("overdraw", a["reserved"], "debit", 800),
+            posting("overdraw", a["pool"], "credit", 800),
+        ],
+    }
+    for key, postings in cases.items():
+        with pytest.raises(DB_ERRORS):
+            await _raw(factory, open_entry.format(key=key, ledger="subsidy"), *postings, close(key))
+    async with factory() as session:
+        assert await ledger.current_balance(session, a["pool"]) == 700
+        assert await ledger.balance_as_of(session, a["pool"], None) == 700
+        rows = (await session.execute(select(func.count()).select_from(LedgerPosting))).scalar_one()
+        assert rows == 2
+
+
+async def test_postgres_refuses_an_open_entry_at_commit_and_direct_balances(
+    factory: async_sessionmaker[AsyncSession], db_url: str
+) -> None:
+    if not db_url.startswith("postgresql"):
+        pytest.skip("deferred constraint triggers exist on PostgreSQL only (docs/billing.md)")
+    async with unit_of_work(factory) as session:
+        a = await _accounts(session)
+    now = "'2026-01-01 00:00:00+00'"
+    with pytest.raises(DB_ERRORS, match="left open"):
+        await _raw(
+            factory,
+            "INSERT INTO ledger_entry (idempotency_key, content_hash, ledger, kind, memo, status, "
+            f"effective_at, created_at) VALUES ('o', 'x', 'subsidy', 'x', '', 'open', {now}, {now})",
+        )
+    with pytest.raises(DB_ERRORS, match="never set directly"):
+        await _raw(factory, f"UPDATE ledger_account SET balance_fen = 99 WHERE id = {a['pool']}")
+
+
+async def test_balances_as_of_any_date(factory: async_sessionmaker[AsyncSession]) -> None:
+    day = datetime(2026, 3, 1, tzinfo=UTC)
+    async with unit_of_work(factory) as session:
+        a = await _accounts(session)
+        for n in range(3):
+            await ledger.post(
+                session,
+                key=f"d{n}",
+                ledger=Ledger.subsidy,
+                kind="fund",
+                lines=_fund(a, 100 * (n + 1)),
+                effective_at=day + timedelta(days=n),
+            )
+    async with factory() as session:
+        assert await ledger.balance_as_of(session, a["pool"], day - timedelta(seconds=1)) == 0
+        assert await ledger.balance_as_of(session, a["pool"], day) == 100
+        assert (
+            await ledger.balance_as_of(session, a["pool"], day + timedelta(days=1, hours=1)) == 300
+        )
+        assert await ledger.balance_as_of(session, a["source"], None) == 600

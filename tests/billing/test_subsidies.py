@@ -1,0 +1,137 @@
+"""Subsidies from task events: reserve, queue for funds, void, receivable, welfare posts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
+
+from billing import pools, subsidies
+from billing.models import Subsidy, SubsidyStatus
+from marketplace.db import unit_of_work
+from marketplace.dispatcher import drain
+from marketplace.events import OutboxDelivery
+from tests.billing.conftest import (
+    YUZHONG,
+    approved_payload,
+    billing_registry,
+    emit_events,
+    make_broker,
+    reversed_payload,
+)
+from tests.billing.helpers import check_ledger_invariants, finance, fund
+
+SOURCE = "employment_subsidy"
+
+
+async def _subsidies(factory: async_sessionmaker[AsyncSession]) -> list[Subsidy]:
+    async with factory() as session:
+        return list((await session.execute(select(Subsidy).order_by(col(Subsidy.id)))).scalars())
+
+
+async def _pool_view(factory: async_sessionmaker[AsyncSession]) -> pools.PoolPublic:
+    async with factory() as session:
+        pool = await pools.find_pool(session, YUZHONG, SOURCE)
+        assert pool is not None
+        return await pools.to_public(session, pool)
+
+
+async def test_approved_task_reserves_and_waits_in_approval_order(
+    factory: async_sessionmaker[AsyncSession],
+) -> None:
+    broker = await make_broker(factory)
+    await fund(factory, YUZHONG, SOURCE, 10_000, key="a1", actor=finance())
+    t0 = datetime(2026, 2, 1, tzinfo=UTC)
+    first = approved_payload(broker, amount_fen=6_000, approved_at=t0)
+    second = approved_payload(broker, amount_fen=6_000, approved_at=t0 + timedelta(hours=1))
+    third = approved_payload(broker, amount_fen=3_000, approved_at=t0 + timedelta(hours=2))
+    await emit_events(factory, *(("task.approved", p) for p in (first, second, third)))
+    await drain(factory, billing_registry())
+    states = [s.status for s in await _subsidies(factory)]
+    # The third would fit, but it does not overtake the second.
+    assert states == ["pending", "awaiting_funds", "awaiting_funds"]
+    view = await _pool_view(factory)
+    assert (view.available_fen, view.reserved_fen) == (4_000, 6_000)
+    # Money arrives: the queue is served in approval order.
+    await fund(factory, YUZHONG, SOURCE, 8_000, key="a2", actor=finance())
+    states = [s.status for s in await _subsidies(factory)]
+    assert states == ["pending", "pending", "pending"]
+    view = await _pool_view(factory)
+    assert (view.available_fen, view.reserved_fen, view.balance_fen) == (3_000, 15_000, 18_000)
+    # Delivered again: nothing changes.
+    await emit_events(factory, ("task.approved", first))
+    await drain(factory, billing_registry())
+    assert len(await _subsidies(factory)) == 3
+    async with factory() as session:
+        await check_ledger_invariants(session)
+
+
+async def test_reversal_before_payment_releases_the_reservation(
+    factory: async_sessionmaker[AsyncSession],
+) -> None:
+    broker = await make_broker(factory)
+    await fund(factory, YUZHONG, SOURCE, 5_000, key="a1", actor=finance())
+    paid_later = approved_payload(broker, amount_fen=5_000)
+    waiting = approved_payload(broker, amount_fen=4_000)
+    await emit_events(factory, ("task.approved", paid_later), ("task.approved", waiting))
+    await drain(factory, billing_registry())
+    await emit_events(factory, ("task.reversed", reversed_payload(paid_later)))
+    await drain(factory, billing_registry())
+    first, second = await _subsidies(factory)
+    assert first.status == SubsidyStatus.voided
+    assert first.release_entry_id is not None
+    # The released money served the one waiting.
+    assert second.status == SubsidyStatus.pending
+    view = await _pool_view(factory)
+    assert (view.available_fen, view.reserved_fen) == (1_000, 4_000)
+    async with factory() as session:
+        await check_ledger_invariants(session)
+
+
+async def test_reversal_of_an_unknown_subsidy_is_retried_not_lost(
+    factory: async_sessionmaker[AsyncSession],
+) -> None:
+    broker = await make_broker(factory)
+    payload = approved_payload(broker)
+    await emit_events(factory, ("task.reversed", reversed_payload(payload)))
+    report = await drain(factory, billing_registry())
+    assert report.failed == 1
+    async with factory() as session:
+        delivery = (await session.execute(select(OutboxDelivery))).scalar_one()
+        assert delivery.status == "failing"
+
+
+async def test_welfare_post_covers_its_task_types_and_pays_monthly(
+    factory: async_sessionmaker[AsyncSession],
+) -> None:
+    broker = await make_broker(
+        factory,
+        welfare_post=True,
+        welfare_post_task_types=["policy_promotion"],
+        welfare_post_monthly_fen=150_000,
+    )
+    await fund(factory, YUZHONG, SOURCE, 1_000_000, key="a1", actor=finance())
+    covered = approved_payload(broker, amount_fen=2_000, task_type="policy_promotion")
+    other = approved_payload(broker, amount_fen=2_000, task_type="job_fair")
+    await emit_events(factory, ("task.approved", covered), ("task.approved", other))
+    await drain(factory, billing_registry())
+    for _ in range(2):  # once per month however often the job runs
+        async with unit_of_work(factory) as session:
+            await subsidies.book_welfare_posts(session, period="2026-03")
+    rows = await _subsidies(factory)
+    assert [(s.kind, s.status, s.amount_fen) for s in rows] == [
+        ("task", "covered", 2_000),
+        ("task", "pending", 2_000),
+        ("welfare_post", "pending", 150_000),
+    ]
+    view = await _pool_view(factory)
+    assert view.reserved_fen == 152_000
+    # The welfare post pay is payable at once; the task waits for the gate.
+    async with unit_of_work(factory) as session:
+        assert await subsidies.promote_payable(session, now=datetime.now(UTC)) == 1
+    async with unit_of_work(factory) as session:
+        later = datetime.now(UTC) + timedelta(days=31)
+        assert await subsidies.promote_payable(session, now=later) == 1
+    assert {s.status for s in await _subsidies(factory)} == {"covered", "payable"}
