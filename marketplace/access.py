@@ -112,6 +112,12 @@ POLICIES: dict[str, frozenset[str]] = {
     "worker.reveal": frozenset(
         {Role.broker, Role.city_admin, Role.district_admin, Role.township_officer}
     ),
+    # Points and assessment (docs/scoring.md): brokers read their own scores (checked
+    # in the service); officers read their region; the city sets the model.
+    "score.view": frozenset(OFFICER_ROLES),
+    "score.model": frozenset({Role.city_admin}),
+    "score.compute": frozenset({Role.city_admin}),
+    "score.decide": frozenset({Role.district_admin}),
 }
 
 

@@ -24,6 +24,7 @@ from web.api.auth import AuthController, MeController
 from web.api.health import healthz, readyz
 from web.api.notifications import NotificationsController
 from web.api.regions import RegionsController
+from web.api.scores import BrokerScoresController, ScoreModelsController, ScoresController
 from web.api.users import UsersController
 from web.api.workers import WorkersController
 from web.auth import AuthMiddleware
@@ -31,6 +32,7 @@ from web.deps import DEPENDENCIES
 from web.errors import EXCEPTION_HANDLERS, audit_refusal
 from web.pages import PAGE_ROUTES
 from web.pages.templating import configure_templates
+from web.schedule import Schedule
 from web.security_headers import SecurityHeadersMiddleware
 from web.settings import Settings
 from web.wiring import build_registry
@@ -46,6 +48,9 @@ API_ROUTES: list[ControllerRouterHandler] = [
     AuditController,
     NotificationsController,
     WorkersController,
+    ScoresController,
+    ScoreModelsController,
+    BrokerScoresController,
     healthz,
     readyz,
 ]
@@ -54,12 +59,14 @@ API_ROUTES: list[ControllerRouterHandler] = [
 async def _outbox_loop(app: Litestar, wakeup: asyncio.Event, interval: float) -> None:
     """The embedded default: drain the outbox inside the server right after a write
     request commits (``wakeup``) and on a short timer (retries, other processes)."""
+    schedule = Schedule()
     while True:
         wakeup.clear()
         try:
             await drain(app.state.sessions, app.state.registry)
         except Exception:  # keep the loop alive; the next tick retries
             log.exception("outbox drain failed")
+        await schedule.tick(app.state.sessions)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wakeup.wait(), timeout=interval)
 

@@ -324,14 +324,18 @@ def serve(host: str, port: int, workers: int) -> None:
 def worker(interval: float, once: bool) -> None:
     """单独运行事件分发（outbox）进程。"""
     from marketplace.dispatcher import drain
+    from web.schedule import Schedule
     from web.wiring import build_registry
 
     async def loop(settings: Settings) -> None:
         engine = create_engine(settings.db.url)
         factory = session_factory(engine)
         registry = build_registry()
+        schedule = Schedule()
         try:
             while True:
+                for message in await schedule.tick(factory):
+                    click.echo(message)
                 try:
                     report = await drain(factory, registry)
                 except Exception as exc:
@@ -349,6 +353,42 @@ def worker(interval: float, once: bool) -> None:
             await engine.dispose()
 
     _run(loop)
+
+
+# --- scores -----------------------------------------------------------------------
+
+
+@main.group("scores")
+def scores_group() -> None:
+    """经纪人积分考核。"""
+
+
+@scores_group.command("compute")
+@click.option("--period", required=True, help="考核期间，YYYY-MM")
+@friendly
+def scores_compute(period: str) -> None:
+    """按当期生效的积分规则为全部在岗经纪人计分；可重复执行，结果相同。"""
+    from marketplace.scoring import service as scoring
+    from marketplace.scoring.rules import Period
+
+    parsed = Period.parse(period)
+    started = time.perf_counter()
+
+    async def run(settings: Settings) -> scoring.RunResult:
+        engine = create_engine(settings.db.url)
+        try:
+            async with unit_of_work(session_factory(engine)) as session:
+                return await scoring.compute(
+                    session=session, actor=SYSTEM, period=parsed, trigger="cli"
+                )
+        finally:
+            await engine.dispose()
+
+    result = _run(run)
+    click.echo(
+        f"{parsed} 积分已计算：{result.scored} 名经纪人，输入摘要 {result.run.inputs_digest[:12]}，"
+        f"用时 {time.perf_counter() - started:.2f} 秒"
+    )
 
 
 # --- workers ----------------------------------------------------------------------

@@ -7,6 +7,16 @@ from web.pages.auth import login_page, login_submit, logout_submit, otp_submit
 from web.pages.home import home
 from web.pages.inbox import inbox_mark_all_read, inbox_mark_read, inbox_page
 from web.pages.regions import region_page, regions_root, set_population, village_row
+from web.pages.scores import (
+    appeal_submit,
+    appeals_page,
+    compute_submit,
+    decision_submit,
+    my_score,
+    public_rankings,
+    public_rankings_csv,
+    rankings_page,
+)
 from web.pages.users import user_create, user_edit, user_new, user_update, users_page
 from web.pages.worker_import import import_page, import_template, import_upload
 from web.pages.workers import (
@@ -61,4 +71,12 @@ PAGE_ROUTES: list[ControllerRouterHandler] = [
     import_page,
     import_template,
     import_upload,
+    my_score,
+    appeal_submit,
+    rankings_page,
+    compute_submit,
+    decision_submit,
+    appeals_page,
+    public_rankings,
+    public_rankings_csv,
 ]
