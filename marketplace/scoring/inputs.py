@@ -62,7 +62,8 @@ async def brokers_in_period(session: AsyncSession, period: Period) -> list[Score
 async def login_activity(
     session: AsyncSession, period: Period, brokers: Sequence[ScoredBroker], today: date
 ) -> dict[int, Counts]:
-    """Weekdays with activity ÷ weekdays in service in the period (up to today)."""
+    """Days with activity ÷ working days in service in the period (up to today).
+    A Saturday spent serving counts as a day active; the rate is capped at 100 %."""
     last = min(period.last_day, today)
     by_user = {b.user_id: b for b in brokers if b.user_id is not None}
     active: dict[int, int] = defaultdict(int)
@@ -73,7 +74,7 @@ async def login_activity(
     )
     for user_id, day in rows.all():
         broker = by_user.get(user_id)
-        if broker is not None and day.weekday() < 5 and day >= broker.since:
+        if broker is not None and day >= broker.since:
             active[broker.id] += 1
     out: dict[int, Counts] = {}
     for broker in brokers:

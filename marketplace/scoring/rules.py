@@ -342,7 +342,7 @@ def score_broker(
             "spot_check_failures",
             None,
             model.spot_check_penalty,
-            -round(penalty, 2),
+            -round(penalty, 2) if penalty else 0.0,
             f"抽查未通过 {inputs.spot_check_failures} 次，每次扣 {_fmt(model.spot_check_penalty)} 分"
             f"（最多扣 {_fmt(model.spot_check_penalty_cap)} 分）",
             float(inputs.spot_check_failures),
@@ -465,7 +465,10 @@ def close_gap(model: ScoreModelRules, scored: Scored, gap: float) -> list[Sugges
         room = comp.den - comp.num
         if room <= 0:
             continue
-        per_unit_value = 100.0 / comp.den
+        rule = model.components[comp.name]
+        # Under the sample threshold the rate is shrunk: one unit moves it less.
+        shrink = rule.min_count if comp.name in RATE_COMPONENTS and comp.den < rule.min_count else 0
+        per_unit_value = 100.0 / (comp.den + shrink)
         per_unit_total = per_unit_value * comp.weight / total_weight
         if per_unit_total <= 0:
             continue

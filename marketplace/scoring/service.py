@@ -173,7 +173,8 @@ async def compute(
             "city_count": place.city_count,
             "in_top": place.in_top,
             "in_bottom": place.in_bottom,
-            "promotion_candidate": place.in_top,
+            # A candidate for key broker must also have passed the assessment.
+            "promotion_candidate": place.in_top and result.passed,
             "elimination_candidate": place.in_bottom and broker_id in previous_bottom,
             "components": [c.as_json() for c in result.components],
             "inputs": by_input[broker_id].as_json(),

@@ -53,6 +53,7 @@ ACCOUNTS = {
     "city_pc": ("city_admin", "50", "市局管理员乙"),
     "auditor_phone": ("auditor", YUZHONG, "渝中区审计甲"),
     "auditor_pc": ("auditor", YUZHONG, "渝中区审计乙"),
+    "city_scores": ("city_admin", "50", "市局积分管理员"),
 }
 
 

@@ -220,7 +220,10 @@ async def test_elimination_needs_two_consecutive_bottom_periods(scene: Scene) ->
     assert nov[next_worst].in_bottom
     assert not nov[next_worst].elimination_candidate
     assert not nov[worst].in_bottom
-    assert nov[scene.brokers[0]].promotion_candidate
+    # The best broker is in the top share but, under 60, not a candidate for key broker.
+    assert nov[scene.brokers[0]].in_top
+    assert nov[scene.brokers[0]].score < 60
+    assert not nov[scene.brokers[0]].promotion_candidate
     # Broker 8 at the bottom in October too: now a candidate for elimination.
     await _set_activity(scene, 8, OCT, 0)
     await _compute(scene, OCT)

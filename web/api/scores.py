@@ -90,7 +90,7 @@ class ScoresController(Controller):
         rows = await decisions.pending_appeals(session=db, actor=actor, region_code=region_code)
         return [AppealPublic.model_validate(a, from_attributes=True) for a, _ in rows]
 
-    @post("/{score_id:int}/decision")
+    @post("/{score_id:int}/decision", status_code=200)
     async def decide(
         self, db: Db, actor: CurrentActor, score_id: RowId, data: JSONBody[DecisionRequest]
     ) -> DecisionPublic:

@@ -4,11 +4,12 @@ text that comes from data is escaped here."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
-WIDTH = 640
+WIDTH = 480  # narrow: on a phone the chart scales down less and stays legible
 BLUE = "#2563eb"
 GREEN = "#15803d"
 RED = "#b91c1c"
@@ -84,6 +85,14 @@ class DistrictBar:
     average: float | None  # 0-100
 
 
+_AUTONOMOUS = re.compile(r"^(..)\w*?族\w*自治县$")
+
+
+def short_name(name: str) -> str:
+    """石柱土家族自治县 → 石柱县: the short form people use, so labels fit."""
+    return _AUTONOMOUS.sub(r"\1县", name)
+
+
 def district_bars(
     rows: Sequence[DistrictBar], *, title: str = "各区县村（社区）覆盖率与平均积分"
 ) -> str:
@@ -102,7 +111,7 @@ def district_bars(
         y = top + i * row_h
         w = plot_w * max(0.0, min(row.coverage, 1.0))
         body.append(
-            f'<text x="{left - 6}" y="{y + 14}" text-anchor="end" fill="{INK}">{escape(row.name)}</text>'
+            f'<text x="{left - 6}" y="{y + 14}" text-anchor="end" fill="{INK}">{escape(short_name(row.name))}</text>'
         )
         body.append(
             f'<rect class="bar" x="{left}" y="{y + 3}" width="{w:.1f}" height="{row_h - 8}" fill="{BLUE}">'
