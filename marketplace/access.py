@@ -217,6 +217,12 @@ POLICIES: dict[str, frozenset[str]] = {
     "bank.edit": frozenset({Role.broker}),
     "fee.pay": frozenset({Role.employer, Role.agency, Role.finance}),
     "fee.refund": frozenset({Role.finance}),
+    # Points and assessment (docs/scoring.md): brokers read their own scores (checked
+    # in the service); officers read their region; the city sets the model.
+    "score.view": frozenset(OFFICER_ROLES),
+    "score.model": frozenset({Role.city_admin}),
+    "score.compute": frozenset({Role.city_admin}),
+    "score.decide": frozenset({Role.district_admin}),
 }
 
 

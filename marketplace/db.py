@@ -126,11 +126,13 @@ async def fetch_page(
     limit: int,
     offset: int,
 ) -> tuple[list[T], int]:
-    """One page of ``model`` rows matching ``where``, and how many match in all."""
+    """One page of ``model`` rows matching ``where``, and how many match in all.
+    ``order_by`` is one expression or a tuple of them (a tie-breaker keeps pages stable)."""
+    orders = order_by if isinstance(order_by, tuple) else (order_by,)
     total = (
         await session.execute(select(func.count()).select_from(model).where(*where))
     ).scalar_one()
     rows = await session.execute(
-        select(model).where(*where).order_by(order_by).limit(limit).offset(offset)
+        select(model).where(*where).order_by(*orders).limit(limit).offset(offset)
     )
     return list(rows.scalars()), int(total)

@@ -1,6 +1,6 @@
 """Imports every table module so ``SQLModel.metadata`` knows the whole schema."""
 
-from marketplace.accounts.models import AuthSession, User
+from marketplace.accounts.models import AuthSession, User, UserActivityDay
 from marketplace.audit.models import AuditEntry, AuditHead
 from marketplace.brokers.exams_models import ExamAttempt, ExamItem, ExamPolicy
 from marketplace.brokers.models import (
@@ -29,6 +29,14 @@ from marketplace.placements.models import (
     WorkerOccupation,
 )
 from marketplace.regions.models import Region
+from marketplace.scoring.models import (
+    AnnualReview,
+    BrokerScore,
+    ScoreAppeal,
+    ScoreDecision,
+    ScoreModel,
+    ScoreRun,
+)
 from marketplace.tasks.models import (
     DistrictTaskSetting,
     EvidenceFile,
@@ -44,6 +52,7 @@ from marketplace.workers.models import DuplicateDismissal, ImportJob, Worker, Wo
 
 __all__ = [
     "AgencyAuthorization",
+    "AnnualReview",
     "ApplicationDecision",
     "ArrearsCase",
     "AuditEntry",
@@ -51,6 +60,7 @@ __all__ = [
     "AuthSession",
     "Broker",
     "BrokerApplication",
+    "BrokerScore",
     "BrokerStatusChange",
     "BrokerVillage",
     "DistrictTaskSetting",
@@ -73,6 +83,10 @@ __all__ = [
     "QuestionVersion",
     "Recommendation",
     "Region",
+    "ScoreAppeal",
+    "ScoreDecision",
+    "ScoreModel",
+    "ScoreRun",
     "ServiceTask",
     "SpotCheck",
     "SpotCheckItem",
@@ -83,6 +97,7 @@ __all__ = [
     "TrainingMaterial",
     "TrainingSession",
     "User",
+    "UserActivityDay",
     "WageReport",
     "Worker",
     "WorkerChange",

@@ -34,6 +34,7 @@ from web.api.organizations import OrganizationsController
 from web.api.questions import QuestionsController
 from web.api.recommendations import PlacementsController, RecommendationsController
 from web.api.regions import RegionsController
+from web.api.scores import BrokerScoresController, ScoreModelsController, ScoresController
 from web.api.search import SearchController
 from web.api.tasks import CONTROLLERS as TASK_CONTROLLERS
 from web.api.training import TrainingCoursesController, TrainingsController
@@ -44,6 +45,7 @@ from web.deps import DEPENDENCIES
 from web.errors import EXCEPTION_HANDLERS, audit_refusal
 from web.pages import PAGE_ROUTES
 from web.pages.templating import configure_templates
+from web.schedule import Schedule
 from web.security_headers import SecurityHeadersMiddleware
 from web.settings import Settings
 from web.wiring import build_registry
@@ -73,6 +75,9 @@ API_ROUTES: list[ControllerRouterHandler] = [
     SearchController,
     *TASK_CONTROLLERS,
     *BILLING_CONTROLLERS,
+    ScoresController,
+    ScoreModelsController,
+    BrokerScoresController,
     healthz,
     readyz,
 ]
@@ -81,6 +86,7 @@ API_ROUTES: list[ControllerRouterHandler] = [
 async def _outbox_loop(app: Litestar, wakeup: asyncio.Event, interval: float) -> None:
     """The embedded default: drain the outbox inside the server right after a write
     request commits (``wakeup``) and on a short timer (retries, other processes)."""
+    schedule = Schedule()
     while True:
         wakeup.clear()
         try:
@@ -88,6 +94,7 @@ async def _outbox_loop(app: Litestar, wakeup: asyncio.Event, interval: float) ->
             await app.state.job_expiry.tick(app.state.sessions)
         except Exception:  # keep the loop alive; the next tick retries
             log.exception("outbox drain failed")
+        await schedule.tick(app.state.sessions)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wakeup.wait(), timeout=interval)
 

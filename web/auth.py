@@ -70,7 +70,9 @@ class AuthMiddleware(ASGIMiddleware):
             else:
                 if resolved.needs_touch and resolved.auth.id is not None:
                     async with unit_of_work(state.sessions) as session:
-                        await accounts.touch(session=session, auth_id=resolved.auth.id)
+                        await accounts.touch(
+                            session=session, auth_id=resolved.auth.id, user_id=resolved.user.id
+                        )
                 user = resolved.user
                 scope["user"] = Principal(
                     user=user,

@@ -330,6 +330,7 @@ def worker(interval: float, once: bool) -> None:
     """单独运行事件分发（outbox）进程。"""
     from marketplace.dispatcher import drain
     from marketplace.jobs.service import DailyExpiry
+    from web.schedule import Schedule
     from web.wiring import build_registry
 
     async def loop(settings: Settings) -> None:
@@ -338,9 +339,12 @@ def worker(interval: float, once: bool) -> None:
         registry = build_registry(search=_search_backend(settings))
         expiry = DailyExpiry()  # jobs past their end date, once a day
         housekeeping = TaskHousekeeping()
+        schedule = Schedule()
         try:
             while True:
                 await housekeeping.maybe_run(factory)
+                for message in await schedule.tick(factory):
+                    click.echo(message)
                 try:
                     report = await drain(factory, registry)
                     await expiry.tick(factory)
@@ -393,6 +397,42 @@ def jobs_expire(on: Any) -> None:
             await engine.dispose()
 
     click.echo(f"已过期岗位：{_run(run)} 个（{day.isoformat()}）")
+
+
+# --- scores -----------------------------------------------------------------------
+
+
+@main.group("scores")
+def scores_group() -> None:
+    """经纪人积分考核。"""
+
+
+@scores_group.command("compute")
+@click.option("--period", required=True, help="考核期间，YYYY-MM")
+@friendly
+def scores_compute(period: str) -> None:
+    """按当期生效的积分规则为全部在岗经纪人计分；可重复执行，结果相同。"""
+    from marketplace.scoring import service as scoring
+    from marketplace.scoring.rules import Period
+
+    parsed = Period.parse(period)
+    started = time.perf_counter()
+
+    async def run(settings: Settings) -> scoring.RunResult:
+        engine = create_engine(settings.db.url)
+        try:
+            async with unit_of_work(session_factory(engine)) as session:
+                return await scoring.compute(
+                    session=session, actor=SYSTEM, period=parsed, trigger="cli"
+                )
+        finally:
+            await engine.dispose()
+
+    result = _run(run)
+    click.echo(
+        f"{parsed} 积分已计算：{result.scored} 名经纪人，输入摘要 {result.run.inputs_digest[:12]}，"
+        f"用时 {time.perf_counter() - started:.2f} 秒"
+    )
 
 
 # --- workers ----------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
@@ -46,6 +46,17 @@ class AuthSession(SQLModel, table=True):
     expires_at: datetime = Field(sa_type=UTCDateTime)
     ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     ip: str | None = Field(default=None, max_length=64)
+
+
+class UserActivityDay(SQLModel, table=True):
+    """A day (Chongqing time) on which the user was signed in and active: the login
+    activity that scoring counts. One row per user and day, written on login and on
+    the first request of each day."""
+
+    __tablename__ = "user_activity_day"
+
+    user_id: int = Field(foreign_key="user_account.id", primary_key=True)
+    day: date = Field(primary_key=True)
 
 
 class UserPublic(SQLModel):

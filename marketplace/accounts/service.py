@@ -12,15 +12,24 @@ import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from marketplace import audit
 from marketplace.access import MANAGEABLE_ROLES, TOTP_ROLES, Actor, Role, in_scope, require
 from marketplace.accounts import rules
-from marketplace.accounts.models import AuthSession, User, UserCreate, UserPublic, UserUpdate
+from marketplace.accounts.models import (
+    AuthSession,
+    User,
+    UserActivityDay,
+    UserCreate,
+    UserPublic,
+    UserUpdate,
+)
 from marketplace.brokers.models import Broker, BrokerStatus, BrokerVillage
-from marketplace.clock import as_utc, utcnow
+from marketplace.clock import as_utc, local, utcnow
 from marketplace.crypto import DataCipher
 from marketplace.db import fetch_page
 from marketplace.errors import Conflict, Forbidden, Invalid, Locked, NotFound, Unauthenticated
@@ -443,6 +452,7 @@ async def finish_login(
         ip=ip,
     )
     session.add(auth)
+    await record_activity(session=session, user_id=user.id or 0, at=now)
     await _audit_own(session, user, ip, "auth.login", detail={"kind": kind})
     await session.flush()
     return Login(token=token, auth=auth, user=user)
@@ -521,13 +531,27 @@ async def resolve(*, session: AsyncSession, token: str, kind: str) -> Resolved:
         raise Unauthenticated("登录已超过 12 小时，请重新登录")
     if now - as_utc(auth.last_seen_at) > rules.idle_timeout(user.role):
         raise Unauthenticated("长时间未操作，登录已失效，请重新登录")
-    return Resolved(user, auth, now - as_utc(auth.last_seen_at) > rules.TOUCH_INTERVAL)
+    last_seen = as_utc(auth.last_seen_at)
+    # A new day also needs a touch, so the day's activity is recorded (scoring).
+    stale = now - last_seen > rules.TOUCH_INTERVAL or local(now).date() != local(last_seen).date()
+    return Resolved(user, auth, stale)
 
 
-async def touch(*, session: AsyncSession, auth_id: int) -> None:
+async def touch(*, session: AsyncSession, auth_id: int, user_id: int | None = None) -> None:
+    now = utcnow()
     await session.execute(
-        update(AuthSession).where(col(AuthSession.id) == auth_id).values(last_seen_at=utcnow())
+        update(AuthSession).where(col(AuthSession.id) == auth_id).values(last_seen_at=now)
     )
+    if user_id is not None:
+        await record_activity(session=session, user_id=user_id, at=now)
+
+
+async def record_activity(*, session: AsyncSession, user_id: int, at: datetime) -> None:
+    """Mark ``at``'s Chongqing day as active for the user (idempotent)."""
+    values = {"user_id": user_id, "day": local(at).date()}
+    dialect = session.get_bind().dialect.name
+    insert_ = pg_insert if dialect == "postgresql" else sqlite_insert
+    await session.execute(insert_(UserActivityDay).values(**values).on_conflict_do_nothing())
 
 
 async def logout(*, session: AsyncSession, actor: Actor, auth_id: int) -> None:

@@ -1,7 +1,7 @@
 """brokers: applications, their decisions, broker status history
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-11-27 20:30:00
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import marketplace.db
 
 revision: str = "0005"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

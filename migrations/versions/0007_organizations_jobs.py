@@ -1,7 +1,7 @@
 """organisations: members, agency authorisations; jobs
 
 Revision ID: 0007
-Revises: 0003
+Revises: 0006
 Create Date: 2026-11-27 20:17:52.796794
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import marketplace.db
 
 revision: str = "0007"
-down_revision: str | None = "0003"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -2,7 +2,7 @@
 evidence, the per-person count, spot checks, per-district settings
 
 Revision ID: 0009
-Revises: 0003
+Revises: 0008
 Create Date: 2026-11-27 20:21:16.240255
 """
 
@@ -18,7 +18,7 @@ from marketplace.tasks.catalogue import SEED
 
 
 revision: str = '0009'
-down_revision: str | None = '0003'
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

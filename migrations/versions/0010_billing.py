@@ -2,7 +2,7 @@
 subsidies, payout batches, bank accounts, market fees, Stripe events
 
 Revision ID: 0010
-Revises: 0003
+Revises: 0009
 Create Date: 2026-11-27 20:20:51.111836
 """
 
@@ -17,7 +17,7 @@ from billing.ledger import ddl
 
 
 revision: str = '0010'
-down_revision: str | None = '0003'
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -56,6 +56,7 @@ ACCOUNTS = {
     "auditor_pc": ("auditor", YUZHONG, "渝中区审计乙"),
     "village_officer": ("village_officer", VILLAGE, "华一坡社区经办人"),
     "township_officer": ("township_officer", TOWNSHIP, "七星岗街道经办人"),
+    "city_scores": ("city_admin", "50", "市局积分管理员"),
 }
 
 

@@ -34,17 +34,20 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from marketplace.access import Role
+from marketplace.access import SYSTEM, Role
 from marketplace.accounts import rules
 from marketplace.accounts import service as accounts
 from marketplace.accounts.models import AuthSession, User
 from marketplace.brokers import applications as broker_applications
 from marketplace.brokers.models import Broker
-from marketplace.clock import utcnow
+from marketplace.clock import local, utcnow
 from marketplace.crypto import new_data_key
 from marketplace.db import unit_of_work
 from marketplace.notifications import service as inbox
 from marketplace.regions.models import Region
+from marketplace.scoring import service as scoring
+from marketplace.scoring.models import BrokerScore
+from marketplace.scoring.rules import DEFAULT_MODEL, Period
 from marketplace.workers import service as worker_service
 from marketplace.workers.identity import check_char
 from marketplace.workers.models import WorkerCreate
@@ -132,6 +135,10 @@ class Scene:
     tasks: dict[str, dict[str, int]] = field(default_factory=dict)
     # Billing objects by kind and scope (pools, requests, accounts, batches, brokers).
     billing: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Scores of this month: own = the broker caller's, other = a broker in 巫溪县.
+    score: dict[str, int] = field(default_factory=dict)
+    scored_broker: dict[str, int] = field(default_factory=dict)
+    period: str = ""
 
 
 async def _first_child(session: AsyncSession, parent: str) -> str:
@@ -253,6 +260,7 @@ async def build_scene(
     )
     await add_matching(scene, client.app.state.cipher, _matrix_id)
     await _billing_scene(sessions, scene, make_account, client)
+    await _score_scene(scene, sessions, other_target.id)
     return scene
 
 
@@ -402,6 +410,36 @@ async def _billing_scene(
     for scope in made:
         made[scope]["placement_id"] = 501
     scene.billing = {key: {scope: made[scope][key] for scope in made} for key in made[OWN]}
+
+
+async def _score_scene(
+    scene: Scene, sessions: async_sessionmaker[AsyncSession], other_user_id: int
+) -> None:
+    """This month's scores, so score routes have objects in and out of region."""
+    now = utcnow()
+    local_now = local(now)
+    period = Period(local_now.year, local_now.month)
+    async with unit_of_work(sessions) as session:
+        await scoring.compute(session=session, actor=SYSTEM, period=period, now=now)
+    async with sessions() as session:
+        for scope, user_id in (
+            (OWN, scene.callers[Role.broker].user_id),
+            (OTHER, other_user_id),
+        ):
+            broker_id = (
+                await session.execute(select(col(Broker.id)).where(col(Broker.user_id) == user_id))
+            ).scalar_one()
+            score_id = (
+                await session.execute(
+                    select(col(BrokerScore.id)).where(
+                        col(BrokerScore.broker_id) == broker_id,
+                        col(BrokerScore.period) == str(period),
+                    )
+                )
+            ).scalar_one()
+            scene.scored_broker[scope] = int(broker_id)
+            scene.score[scope] = int(score_id)
+    scene.period = str(period)
 
 
 def _matrix_id(n: int) -> str:
@@ -807,6 +845,50 @@ API_RULES: dict[tuple[str, str], Rule] = {
                    other=                             (200, 403, 403, 403, 403, 403, 403, 403, 403),
         body=lambda _, __, ___: {"township_check": False},
     ),
+    # Points (docs/scoring.md): the city computes and sets the model; officers read
+    # their region; a broker reads and appeals their own score; the district decides.
+    ("POST", "/api/v1/scores/runs"): Rule(
+        anon=401, own=only(201, {Role.city_admin}), body=lambda s, _, __: {"period": s.period},
+    ),
+    ("GET", "/api/v1/scores"): Rule(
+        anon=401, own=                                (200, 200, 200, 200, 403, 403, 403, 403, 403),
+                   other=                             (200, 403, 403, 403, 403, 403, 403, 403, 403),
+        query=lambda s, scope: {"period": s.period, "region_code": s.village[scope]},
+    ),
+    ("GET", "/api/v1/scores/{score_id:int}"): Rule(
+        anon=401, own=                                (200, 200, 200, 200, 200, 403, 403, 403, 403),
+                   other=                             (200, 403, 403, 403, 403, 403, 403, 403, 403),
+    ),
+    ("POST", "/api/v1/scores/{score_id:int}/appeal"): Rule(
+        anon=401, own=only(201, {Role.broker}), other=every(403),
+        body=lambda _, __, ___: {"reason": "登录天数未计全"},
+    ),
+    ("GET", "/api/v1/scores/appeals"): Rule(anon=401, own=only(200, {Role.district_admin})),
+    # After the appeal above: the district dismisses it; nobody else may decide.
+    ("POST", "/api/v1/scores/{score_id:int}/decision"): Rule(
+        anon=401, own=only(200, {Role.district_admin}), other=every(403),
+        body=lambda _, __, ___: {"kind": "appeal", "decision": "dismiss", "reason": "经核实无误"},
+    ),
+    ("GET", "/api/v1/score-models"): Rule(
+        anon=401, own=                                (200, 200, 200, 200, 403, 403, 403, 403, 403),
+    ),
+    ("POST", "/api/v1/score-models"): Rule(
+        anon=401, own=only(201, {Role.city_admin}),
+        body=lambda _, __, ___: {"effective_from": "2099-01", "rules": DEFAULT_MODEL},
+    ),
+    # The broker object here is another broker of the caller's village.
+    ("GET", "/api/v1/brokers/{broker_id:int}/scores"): Rule(
+        anon=401, own=                                (200, 200, 200, 200, 403, 403, 403, 403, 403),
+                   other=                             (200, 403, 403, 403, 403, 403, 403, 403, 403),
+    ),
+    ("PUT", "/api/v1/brokers/{broker_id:int}/annual-review/targets"): Rule(
+        anon=401, own=only(200, {Role.district_admin}), other=every(403),
+        body=lambda _, __, ___: {"year": 2026, "targets": {"register_update": 80}},
+    ),
+    ("POST", "/api/v1/brokers/{broker_id:int}/annual-review"): Rule(
+        anon=401, own=only(200, {Role.district_admin}), other=every(403),
+        body=lambda _, __, ___: {"year": 2026, "outcome": "称职"},
+    ),
     # Last: the broker's call deletes the own record.
     ("DELETE", "/api/v1/workers/{worker_id:int}"): Rule(
         anon=401, own=                                (403, 403, 403, 403, 204, 403, 403, 403, 403),
@@ -1135,6 +1217,11 @@ PAGE_RULES: dict[tuple[str, str], PageRule] = {
     ("POST", "/tasks"): PageRule(anon=403),
     ("GET", "/spot-checks"): PageRule(anon=302),
     ("POST", "/spot-checks"): PageRule(anon=403),
+    ("GET", "/scores"): PageRule(anon=302),
+    ("POST", "/scores"): PageRule(anon=403),
+    # Public disclosure of rankings: no login.
+    ("GET", "/public/rankings"): PageRule(anon=200, public=True),
+    ("GET", "/public/rankings.csv"): PageRule(anon=200, public=True),
 }
 
 
@@ -1221,6 +1308,7 @@ def _fill(path: str, scene: Scene, caller: Caller | None, scope: str) -> str:
         "{evidence_id:int}": str(scene.tasks["evidence"][scope]),
         "{spot_check_id:int}": str(scene.tasks["spot_check"][scope]),
         "{type_code:str}": "policy_outreach",
+        "{score_id:int}": str(scene.score[scope]),
         "{notification_id:int}": str(
             caller.notification_id if caller and scope == OWN else scene.other_notification
         ),

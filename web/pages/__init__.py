@@ -62,6 +62,16 @@ from web.pages.questions import (
     questions_page,
 )
 from web.pages.regions import region_page, regions_root, set_population, village_row
+from web.pages.scores import (
+    appeal_submit,
+    appeals_page,
+    compute_submit,
+    decision_submit,
+    my_score,
+    public_rankings,
+    public_rankings_csv,
+    rankings_page,
+)
 from web.pages.tasks import PAGES as TASK_PAGES
 from web.pages.training import (
     attendance_save,
@@ -199,4 +209,12 @@ PAGE_ROUTES: list[ControllerRouterHandler] = [
     status_submit,
     wage_submit,
     *TASK_PAGES,
+    my_score,
+    appeal_submit,
+    rankings_page,
+    compute_submit,
+    decision_submit,
+    appeals_page,
+    public_rankings,
+    public_rankings_csv,
 ]
