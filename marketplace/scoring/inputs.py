@@ -12,14 +12,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from marketplace.accounts.models import UserActivityDay
-from marketplace.brokers.models import Broker, BrokerStatus
-from marketplace.clock import as_utc, local
+from marketplace.brokers.exams_models import ExamAttempt
+from marketplace.brokers.models import Broker, BrokerApplication, BrokerStatus
+from marketplace.brokers.training_models import TrainingAttendance, TrainingSession
+from marketplace.clock import as_utc, local, utcnow
+from marketplace.placements import rate as match_rates
+from marketplace.placements.models import ArrearsCase, ArrearsStatus, Recommendation
 from marketplace.scoring.rules import BrokerInputs, Counts, Period, working_days
+from marketplace.tasks import rules as task_rules
+from marketplace.tasks.models import (
+    ServiceTask,
+    SpotCheck,
+    SpotCheckItem,
+    SubmissionStatus,
+    TaskStatus,
+    TaskSubmission,
+)
 from marketplace.workers.models import Worker, WorkerChange
 
 
@@ -157,6 +170,161 @@ class _Extra:
 async def _other_sources(
     session: AsyncSession, period: Period, brokers: Sequence[ScoredBroker]
 ) -> _Extra:
+    ids = [b.id for b in brokers]
     return _Extra(
-        rates={}, training_days={}, exam_scores={}, spot_check_failures={}, arrears_resolved={}
+        rates={
+            "task_completion": await task_completion(session, period, ids),
+            "job_match": await job_match(session, period),
+        },
+        training_days=await training_days(session, period),
+        exam_scores=await exam_scores(session, period),
+        spot_check_failures=await spot_check_failures(session, period),
+        arrears_resolved=await arrears_resolved(session, period),
     )
+
+
+async def task_completion(
+    session: AsyncSession, period: Period, broker_ids: Sequence[int]
+) -> dict[int, Counts]:
+    """Tasks due in the period, completed and approved by their deadline ÷ tasks
+    claimed or assigned (``tasks.rules.completion``, edge cases in docs/tasks.md)."""
+    rows = (
+        await session.execute(
+            select(
+                col(ServiceTask.id),
+                col(ServiceTask.broker_id),
+                col(ServiceTask.deadline),
+                col(ServiceTask.status),
+                col(ServiceTask.reversed_at),
+            ).where(col(ServiceTask.period) == str(period), col(ServiceTask.broker_id).is_not(None))
+        )
+    ).all()
+    approved: dict[int, datetime] = {}
+    done = (
+        await session.execute(
+            select(col(TaskSubmission.task_id), col(TaskSubmission.submitted_at))
+            .join(ServiceTask, col(ServiceTask.id) == col(TaskSubmission.task_id))
+            .where(
+                col(ServiceTask.period) == str(period),
+                col(TaskSubmission.status).in_(
+                    [SubmissionStatus.approved, SubmissionStatus.partly_approved]
+                ),
+            )
+        )
+    ).all()
+    for task_id, submitted_at in done:
+        approved[int(task_id)] = submitted_at
+    outcomes: dict[int, list[task_rules.TaskOutcome]] = defaultdict(list)
+    for tid, bid, deadline, status, reversed_at in rows:
+        outcomes[int(bid or 0)].append(
+            task_rules.TaskOutcome(
+                deadline=deadline,
+                approved_submitted_at=approved.get(int(tid or 0)),
+                reversed=reversed_at is not None,
+                awaiting_review=status in (TaskStatus.submitted, TaskStatus.township_checked),
+            )
+        )
+    as_of = min(utcnow(), period.end)
+    out: dict[int, Counts] = {}
+    for broker_id in broker_ids:
+        rate = task_rules.completion(outcomes.get(broker_id, []), as_of)
+        out[broker_id] = Counts(rate.completed, rate.counted)
+    return out
+
+
+async def job_match(session: AsyncSession, period: Period) -> dict[int, Counts]:
+    """Recommendations made in the period that led to a hire ÷ recommendations made
+    (``placements.rate``: the period is the cohort)."""
+    rows = await session.execute(
+        select(col(Recommendation.broker_id), col(Recommendation.status), func.count())
+        .where(
+            col(Recommendation.created_at) >= period.start,
+            col(Recommendation.created_at) < period.end,
+        )
+        .group_by(col(Recommendation.broker_id), col(Recommendation.status))
+    )
+    made: dict[int, int] = defaultdict(int)
+    hired: dict[int, int] = defaultdict(int)
+    for broker_id, status, count in rows.all():
+        made[int(broker_id)] += int(count)
+        if status in match_rates.HIRED:
+            hired[int(broker_id)] += int(count)
+    return {b: Counts(hired[b], made[b]) for b in made}
+
+
+async def training_days(session: AsyncSession, period: Period) -> dict[int, float]:
+    """Days trained in the period's year up to its end, as a broker or, before
+    certification, as an applicant (``brokers.training.broker_days``)."""
+    in_window = (
+        col(TrainingSession.starts_on) >= date(period.year, 1, 1),
+        col(TrainingSession.starts_on) <= period.last_day,
+    )
+    direct: Select[int | None, int] = (
+        select(
+            col(TrainingAttendance.broker_id).label("broker_id"),
+            col(TrainingAttendance.days).label("days"),
+        )
+        .join(TrainingSession, col(TrainingSession.id) == col(TrainingAttendance.session_id))
+        .where(col(TrainingAttendance.broker_id).is_not(None), *in_window)
+    )
+    as_applicant: Select[int | None, int] = (
+        select(
+            col(BrokerApplication.broker_id).label("broker_id"),
+            col(TrainingAttendance.days).label("days"),
+        )
+        .join(TrainingSession, col(TrainingSession.id) == col(TrainingAttendance.session_id))
+        .join(
+            BrokerApplication, col(BrokerApplication.id) == col(TrainingAttendance.application_id)
+        )
+        .where(col(BrokerApplication.broker_id).is_not(None), *in_window)
+    )
+    both = direct.union_all(as_applicant).subquery()
+    rows = await session.execute(
+        select(both.c.broker_id, func.sum(both.c.days)).group_by(both.c.broker_id)
+    )
+    return {int(b): float(days) for b, days in rows.all()}
+
+
+async def exam_scores(session: AsyncSession, period: Period) -> dict[int, float]:
+    """The latest exam handed in before the period's end, by the broker or by their
+    application before certification."""
+    candidate = func.coalesce(col(ExamAttempt.broker_id), col(BrokerApplication.broker_id))
+    rows = await session.execute(
+        select(candidate, col(ExamAttempt.score), col(ExamAttempt.submitted_at))
+        .outerjoin(BrokerApplication, col(BrokerApplication.id) == col(ExamAttempt.application_id))
+        .where(
+            col(ExamAttempt.score).is_not(None),
+            col(ExamAttempt.submitted_at) < period.end,
+            candidate.is_not(None),
+        )
+        .order_by(col(ExamAttempt.submitted_at))
+    )
+    latest: dict[int, float] = {}
+    for broker_id, score, _ in rows.all():
+        latest[int(broker_id)] = float(score or 0)  # ordered by time: the last one wins
+    return latest
+
+
+async def spot_check_failures(session: AsyncSession, period: Period) -> dict[int, int]:
+    """Failed spot-check items of the period's draws, per broker."""
+    rows = await session.execute(
+        select(col(SpotCheckItem.broker_id), func.count())
+        .join(SpotCheck, col(SpotCheck.id) == col(SpotCheckItem.spot_check_id))
+        .where(col(SpotCheck.period) == str(period), col(SpotCheckItem.result) == "fail")
+        .group_by(col(SpotCheckItem.broker_id))
+    )
+    return {int(b): int(n) for b, n in rows.all()}
+
+
+async def arrears_resolved(session: AsyncSession, period: Period) -> dict[int, int]:
+    """Arrears cases of the broker's placements resolved in the period."""
+    rows = await session.execute(
+        select(col(ArrearsCase.broker_id), func.count())
+        .where(
+            col(ArrearsCase.status) == ArrearsStatus.resolved,
+            col(ArrearsCase.resolved_at) >= period.start,
+            col(ArrearsCase.resolved_at) < period.end,
+        )
+        .group_by(col(ArrearsCase.broker_id))
+    )
+    return {int(b): int(n) for b, n in rows.all()}
