@@ -19,7 +19,6 @@ from litestar.types import ControllerRouterHandler
 
 from marketplace.db import create_engine, session_factory
 from marketplace.dispatcher import drain
-from marketplace.jobs.service import DailyExpiry
 from matching.search import open_backend as open_search
 from web.api.audit import AuditController
 from web.api.auth import AuthController, MeController
@@ -91,7 +90,6 @@ async def _outbox_loop(app: Litestar, wakeup: asyncio.Event, interval: float) ->
         wakeup.clear()
         try:
             await drain(app.state.sessions, app.state.registry)
-            await app.state.job_expiry.tick(app.state.sessions)
         except Exception:  # keep the loop alive; the next tick retries
             log.exception("outbox drain failed")
         await schedule.tick(app.state.sessions)
@@ -112,7 +110,6 @@ def create_app(settings: Settings) -> Litestar:
             "cipher": settings.security.cipher(),
             "registry": build_registry(search=search),
             "search": search,
-            "job_expiry": DailyExpiry(),
         }
     )
 

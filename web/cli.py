@@ -329,7 +329,6 @@ def serve(host: str, port: int, workers: int) -> None:
 def worker(interval: float, once: bool) -> None:
     """单独运行事件分发（outbox）进程。"""
     from marketplace.dispatcher import drain
-    from marketplace.jobs.service import DailyExpiry
     from web.schedule import Schedule
     from web.wiring import build_registry
 
@@ -337,17 +336,13 @@ def worker(interval: float, once: bool) -> None:
         engine = create_engine(settings.db.url)
         factory = session_factory(engine)
         registry = build_registry(search=_search_backend(settings))
-        expiry = DailyExpiry()  # jobs past their end date, once a day
-        housekeeping = TaskHousekeeping()
         schedule = Schedule()
         try:
             while True:
-                await housekeeping.maybe_run(factory)
                 for message in await schedule.tick(factory):
                     click.echo(message)
                 try:
                     report = await drain(factory, registry)
-                    await expiry.tick(factory)
                 except Exception as exc:
                     if once:
                         raise
@@ -648,29 +643,6 @@ def matching_rebuild() -> None:
 
 
 # --- public-service tasks ---------------------------------------------------------
-
-
-class TaskHousekeeping:
-    """Run by ``laowu worker`` at most hourly: expire and close tasks past their
-    deadline, and make this month's HR-database-update tasks (idempotent per period)."""
-
-    interval = 3600.0
-
-    def __init__(self) -> None:
-        self.last = -self.interval
-
-    async def maybe_run(self, factory: Any) -> None:
-        if time.monotonic() - self.last < self.interval:
-            return
-        self.last = time.monotonic()
-        from marketplace.tasks import service as tasks
-
-        try:
-            async with unit_of_work(factory) as session:
-                await tasks.sweep(session=session)
-                await tasks.generate_hr_tasks(session=session, period=tasks.current_period())
-        except Exception as exc:  # housekeeping must never stop event delivery
-            log.warning("task housekeeping failed: %s", _first_line(exc))
 
 
 @main.group("tasks")

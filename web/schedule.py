@@ -1,8 +1,10 @@
-"""Periodic duties of the platform (monthly scoring, …), run by whichever process
-drains the outbox: the server in the embedded default, `laowu worker` at scale.
+"""Periodic duties of the platform, run by whichever process drains the outbox: the
+server in the embedded default, `laowu worker` at scale.
 
-Each duty decides for itself whether it is due and is idempotent, so two processes
-running it, or a restart in the middle, do no harm.
+Each duty decides for itself whether there is work and is idempotent, so two
+processes running it, or a restart in the middle, do no harm. ``Schedule.tick`` is
+called on every turn of the outbox loop and runs each duty at most once per its
+interval.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -17,17 +20,37 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from marketplace.access import SYSTEM
 from marketplace.clock import utcnow
 from marketplace.db import unit_of_work
-from marketplace.scoring import service as scoring
 
 log = logging.getLogger(__name__)
 
-Duty = Callable[[async_sessionmaker[AsyncSession], datetime], Awaitable[str | None]]
-# How often the duties are looked at; each is cheap when there is nothing to do.
-INTERVAL_SECONDS = 600.0
+Factory = async_sessionmaker[AsyncSession]
 
 
-async def monthly_scores(factory: async_sessionmaker[AsyncSession], now: datetime) -> str | None:
-    """Score the month just ended, once, after it ends."""
+async def expire_jobs(factory: Factory, now: datetime) -> str | None:
+    """Jobs past their end date become expired (docs/jobs.md)."""
+    from marketplace.jobs.service import expire_due, today_local
+
+    async with unit_of_work(factory) as session:
+        count = await expire_due(session, today_local())
+    return f"{count} 个岗位已到期" if count else None
+
+
+async def task_housekeeping(factory: Factory, now: datetime) -> str | None:
+    """Tasks past their deadline expire or close; this month's HR-database-update
+    tasks are generated (idempotent per period; docs/tasks.md)."""
+    from marketplace.tasks import service as tasks
+
+    async with unit_of_work(factory) as session:
+        swept = await tasks.sweep(session=session, now=now)
+        made = await tasks.generate_hr_tasks(session=session, period=tasks.current_period(now))
+    changed = sum(swept.values()) + int(made.get("created", 0))
+    return f"任务整理：{swept}，新生成 {made.get('created', 0)} 个" if changed else None
+
+
+async def monthly_scores(factory: Factory, now: datetime) -> str | None:
+    """The month just ended is scored once after it ends (docs/scoring.md)."""
+    from marketplace.scoring import service as scoring
+
     async with unit_of_work(factory) as session:
         period = await scoring.monthly_due(session, now)
         if period is None:
@@ -35,29 +58,42 @@ async def monthly_scores(factory: async_sessionmaker[AsyncSession], now: datetim
         result = await scoring.compute(
             session=session, actor=SYSTEM, period=period, trigger="worker", now=now
         )
-        return f"{period} 积分已计算：{result.scored} 名经纪人"
+    return f"{period} 积分已计算：{result.scored} 名经纪人"
 
 
-DUTIES: list[Duty] = [monthly_scores]
+@dataclass(frozen=True)
+class Duty:
+    name: str
+    every_seconds: float
+    run: Callable[[Factory, datetime], Awaitable[str | None]]
+
+
+DUTIES = (
+    Duty("jobs.expire", 600, expire_jobs),
+    Duty("tasks.housekeeping", 3600, task_housekeeping),
+    Duty("scores.monthly", 600, monthly_scores),
+)
 
 
 class Schedule:
-    """Runs the duties at most every ``interval`` seconds."""
+    """Runs each duty at most once per its interval; a failing duty is logged and
+    retried at its next turn, and never stops the others or the outbox."""
 
-    def __init__(self, interval: float = INTERVAL_SECONDS) -> None:
-        self.interval = interval
-        self._last = float("-inf")
+    def __init__(self, duties: tuple[Duty, ...] = DUTIES) -> None:
+        self.duties = duties
+        self._last: dict[str, float] = {}
 
-    async def tick(self, factory: async_sessionmaker[AsyncSession]) -> list[str]:
-        if time.monotonic() - self._last < self.interval:
-            return []
-        self._last = time.monotonic()
+    async def tick(self, factory: Factory) -> list[str]:
         done: list[str] = []
-        for duty in DUTIES:
+        for duty in self.duties:
+            last = self._last.get(duty.name)
+            if last is not None and time.monotonic() - last < duty.every_seconds:
+                continue
+            self._last[duty.name] = time.monotonic()
             try:
-                message = await duty(factory, utcnow())
-            except Exception:  # one failing duty must not stop the others or the outbox
-                log.exception("scheduled duty %s failed", duty.__name__)
+                message = await duty.run(factory, utcnow())
+            except Exception:
+                log.exception("scheduled duty %s failed", duty.name)
                 continue
             if message:
                 log.info(message)
