@@ -8,10 +8,10 @@ from sqlmodel import col
 
 from marketplace import audit
 from marketplace.access import SYSTEM, Actor, Role, require
+from marketplace.brokers import service as broker_service
 from marketplace.brokers.models import Broker, BrokerStatus
 from marketplace.clock import utcnow
 from marketplace.errors import Conflict, Forbidden, Invalid, NotFound
-from marketplace.events import emit
 from marketplace.notifications import service as inbox
 from marketplace.scoring import service
 from marketplace.scoring.models import AnnualReview, BrokerScore, ScoreAppeal, ScoreDecision
@@ -106,17 +106,12 @@ async def decide_candidate(
 
 
 async def _eliminate(session: AsyncSession, actor: Actor, broker: Broker, reason: str) -> None:
+    """Through the broker's status (docs/brokers.md): history, disabled login,
+    ``broker.status_changed``, the inbox message, and the coverage gap at once."""
     if broker.status == BrokerStatus.eliminated:
         return
-    old = broker.status
-    broker.status = BrokerStatus.eliminated
-    broker.status_reason = reason
-    session.add(broker)
-    await session.flush()
-    await emit(
-        session,
-        "broker.status_changed",
-        {"broker_id": broker.id, "old_status": old, "new_status": broker.status, "reason": reason},
+    await broker_service.change_status(
+        session=session, actor=actor, broker_id=broker.id or 0, action="eliminate", reason=reason
     )
 
 

@@ -117,7 +117,7 @@ async def _verifications(
     for back in range(MONTHS, -1, -1):
         period = current.back(back)
         for worker_id, broker_id in workers:
-            if rng.random() < habits.get(int(broker_id or 0), 0.0) * 0.4:
+            if rng.random() < habits.get(int(broker_id or 0), 0.0) * 0.7:
                 at = period.start + timedelta(days=rng.randrange(25), hours=rng.randrange(2, 10))
                 if at > utcnow():
                     continue
