@@ -499,6 +499,17 @@ class Rule:
     body: Body | None = None
     fresh_token: bool = False  # the call ends the session it uses (logout)
     headers: Body | None = None  # extra request headers (an Idempotency-Key)
+    # Path values for this route only, where a placeholder means another object here
+    # than elsewhere (the caller's own broker for earnings, a billed placement).
+    fill: Query | None = None
+
+
+# Billing's objects for placeholders that mean something else on other routes.
+BILLING_ROUTE_ONLY = ("broker_id", "placement_id")
+
+
+def _billing(kind: str) -> Query:
+    return lambda s, scope: {f"{{{kind}:int}}": str(s.billing[kind][scope])}
 
 
 def every(status: int) -> tuple[int, ...]:
@@ -1117,7 +1128,7 @@ API_RULES: dict[tuple[str, str], Rule] = {
     ),
     ("GET", "/api/v1/brokers/{broker_id:int}/earnings"): Rule(
         anon=401, own=only(200, {Role.broker, Role.finance, Role.auditor}),
-        other=only(404, {Role.broker, Role.finance, Role.auditor}),
+        other=only(404, {Role.broker, Role.finance, Role.auditor}), fill=_billing("broker_id"),
     ),
     ("PUT", "/api/v1/me/bank-account"): Rule(
         anon=401, own=only(200, {Role.broker}),
@@ -1147,10 +1158,12 @@ API_RULES: dict[tuple[str, str], Rule] = {
     # Market fees: the matrix app has no Stripe key, so a caller past the guard gets 503.
     ("POST", "/api/v1/placements/{placement_id:int}/fee"): Rule(
         anon=401, own=only(503, {Role.employer, Role.agency, Role.finance}),
+        fill=_billing("placement_id"),
         headers=lambda _, __, n: {"Idempotency-Key": f"matrix-{n}"},
     ),
     ("POST", "/api/v1/placements/{placement_id:int}/fee/refund"): Rule(
         anon=401, own=only(503, {Role.finance}), body=lambda _, __, ___: {"amount_fen": 1},
+        fill=_billing("placement_id"),
         headers=lambda _, __, n: {"Idempotency-Key": f"matrix-{n}"},
     ),
     # Stripe's webhook needs no login (its signature is the credential): without a
@@ -1292,7 +1305,13 @@ def test_rule_rows_have_one_status_per_role() -> None:
 # --- running the matrix ----------------------------------------------------------------
 
 
-def _fill(path: str, scene: Scene, caller: Caller | None, scope: str) -> str:
+def _fill(
+    path: str,
+    scene: Scene,
+    caller: Caller | None,
+    scope: str,
+    overrides: dict[str, str] | None = None,
+) -> str:
     values = {
         "{code:str}": scene.village[scope],
         "{user_id:int}": str(scene.target_user[scope]),
@@ -1318,7 +1337,9 @@ def _fill(path: str, scene: Scene, caller: Caller | None, scope: str) -> str:
         values.update(scene.jobs.path_values(path, scope))
     values.update(matching_values(path, scene, scope))
     for kind, by_scope in scene.billing.items():
-        values[f"{{{kind}:int}}"] = str(by_scope[scope])
+        if kind not in BILLING_ROUTE_ONLY:
+            values[f"{{{kind}:int}}"] = str(by_scope[scope])
+    values.update(overrides or {})
     for placeholder, value in values.items():
         path = path.replace(placeholder, value)
     assert "{" not in path, f"no sample value for a path parameter in {path}; extend _fill"
@@ -1349,7 +1370,7 @@ async def _call(
     client.cookies.clear()
     response = await client.request(
         method,
-        _fill(path, scene, caller, scope),
+        _fill(path, scene, caller, scope, rule.fill(scene, scope) if rule.fill else None),
         headers=headers,
         params=params,
         json=body,
