@@ -28,9 +28,12 @@ from billing.ledger.models import Ledger, Side
 from billing.models import BatchStatus, FundPool, PayoutBatch, Subsidy, SubsidyStatus
 from billing.pools import ensure_pool
 from marketplace.brokers.models import Broker, BrokerStatus
-from marketplace.clock import utcnow
+from marketplace.clock import local, utcnow
 from marketplace.events import OutboxEvent
 from marketplace.funding import is_funding_source
+from marketplace.scoring import service as scoring
+from marketplace.scoring.rules import Period
+from marketplace.scoring.service import Assessment
 
 
 class NotYet(RuntimeError):
@@ -48,15 +51,31 @@ def covered_by_post(broker: Broker, task_type_code: str | None) -> bool:
     return bool(broker.welfare_post and task_type_code in (broker.welfare_post_task_types or []))
 
 
-def is_payable(subsidy: Subsidy, *, now: datetime, config: BillingConfig) -> bool:
-    """The payability gate. Today: ``payable_after_days`` after approval with no
-    failed spot check (a failed one has already voided the subsidy). The scoring
-    issue replaces this with "the period's assessment is done and passed"."""
+def is_payable(
+    subsidy: Subsidy,
+    *,
+    now: datetime,
+    config: BillingConfig,
+    assessment: Assessment | None = None,
+) -> bool:
+    """The payability gate. A welfare post's monthly subsidy is payable at once. A task
+    subsidy, with the ``assessment`` gate: once the broker's assessment for the month
+    it was approved in is done and passed (``assessment``, from scoring); a failed
+    assessment withholds it. With the ``days`` gate: ``payable_after_days`` after
+    approval with no failed spot check (a failed one has already voided it)."""
     if subsidy.status != SubsidyStatus.pending:
         return False
     if subsidy.kind == "welfare_post":
         return True
+    if config.payable_gate == "assessment":
+        return assessment is not None and assessment.passed
     return subsidy.approved_at + timedelta(days=config.payable_after_days) <= now
+
+
+def assessed_period(subsidy: Subsidy) -> Period:
+    """The month (Chongqing time) whose assessment decides a task subsidy."""
+    day = local(subsidy.approved_at)
+    return Period(day.year, day.month)
 
 
 async def _reserve(session: AsyncSession, pool: FundPool, subsidy: Subsidy, now: datetime) -> None:
@@ -273,8 +292,16 @@ async def promote_payable(
         )
     ).scalars()
     count = 0
+    results: dict[tuple[int, str], Assessment | None] = {}
     for subsidy in list(rows):
-        if is_payable(subsidy, now=now, config=config):
+        result = None
+        if config.payable_gate == "assessment" and subsidy.kind != "welfare_post":
+            period = assessed_period(subsidy)
+            key = (subsidy.broker_id, str(period))
+            if key not in results:
+                results[key] = await scoring.assessment(session, subsidy.broker_id, period)
+            result = results[key]
+        if is_payable(subsidy, now=now, config=config, assessment=result):
             subsidy.status = SubsidyStatus.payable
             subsidy.payable_at = now
             session.add(subsidy)

@@ -44,7 +44,7 @@ from web.deps import DEPENDENCIES
 from web.errors import EXCEPTION_HANDLERS, audit_refusal
 from web.pages import PAGE_ROUTES
 from web.pages.templating import configure_templates
-from web.schedule import Schedule
+from web.schedule import Schedule, duties
 from web.security_headers import SecurityHeadersMiddleware
 from web.settings import Settings
 from web.wiring import build_registry
@@ -85,7 +85,7 @@ API_ROUTES: list[ControllerRouterHandler] = [
 async def _outbox_loop(app: Litestar, wakeup: asyncio.Event, interval: float) -> None:
     """The embedded default: drain the outbox inside the server right after a write
     request commits (``wakeup``) and on a short timer (retries, other processes)."""
-    schedule = Schedule()
+    schedule = Schedule(duties(app.state.settings.billing))
     while True:
         wakeup.clear()
         try:

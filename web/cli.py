@@ -329,14 +329,14 @@ def serve(host: str, port: int, workers: int) -> None:
 def worker(interval: float, once: bool) -> None:
     """单独运行事件分发（outbox）进程。"""
     from marketplace.dispatcher import drain
-    from web.schedule import Schedule
+    from web.schedule import Schedule, duties
     from web.wiring import build_registry
 
     async def loop(settings: Settings) -> None:
         engine = create_engine(settings.db.url)
         factory = session_factory(engine)
         registry = build_registry(search=_search_backend(settings))
-        schedule = Schedule()
+        schedule = Schedule(duties(settings.billing))
         try:
             while True:
                 for message in await schedule.tick(factory):

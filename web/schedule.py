@@ -9,6 +9,7 @@ interval.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -17,6 +18,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from billing.config import BillingConfig
 from marketplace.access import SYSTEM
 from marketplace.clock import utcnow
 from marketplace.db import unit_of_work
@@ -61,6 +63,18 @@ async def monthly_scores(factory: Factory, now: datetime) -> str | None:
     return f"{period} 积分已计算：{result.scored} 名经纪人"
 
 
+async def payable_subsidies(
+    factory: Factory, now: datetime, *, config: BillingConfig
+) -> str | None:
+    """Pending subsidies the gate now allows become payable (docs/billing.md): with
+    the default gate, those whose month's assessment has passed."""
+    from billing import subsidies
+
+    async with unit_of_work(factory) as session:
+        count = await subsidies.promote_payable(session, now=now, config=config)
+    return f"{count} 笔补贴转为待支付" if count else None
+
+
 @dataclass(frozen=True)
 class Duty:
     name: str
@@ -68,18 +82,22 @@ class Duty:
     run: Callable[[Factory, datetime], Awaitable[str | None]]
 
 
-DUTIES = (
-    Duty("jobs.expire", 600, expire_jobs),
-    Duty("tasks.housekeeping", 3600, task_housekeeping),
-    Duty("scores.monthly", 600, monthly_scores),
-)
+def duties(billing: BillingConfig) -> tuple[Duty, ...]:
+    """Every duty, in order: scores before payability, so a month scored on this
+    turn releases its subsidies on the same turn."""
+    return (
+        Duty("jobs.expire", 600, expire_jobs),
+        Duty("tasks.housekeeping", 3600, task_housekeeping),
+        Duty("scores.monthly", 600, monthly_scores),
+        Duty("billing.payable", 600, functools.partial(payable_subsidies, config=billing)),
+    )
 
 
 class Schedule:
     """Runs each duty at most once per its interval; a failing duty is logged and
     retried at its next turn, and never stops the others or the outbox."""
 
-    def __init__(self, duties: tuple[Duty, ...] = DUTIES) -> None:
+    def __init__(self, duties: tuple[Duty, ...]) -> None:
         self.duties = duties
         self._last: dict[str, float] = {}
 

@@ -174,7 +174,14 @@ def _billing(source: dict[str, str]) -> BillingConfig:
             values[name] = int(raw)
     if values.get("broker_fee_share_bp", 0) > 10_000:
         raise SettingsError("LAOWU_BILLING_BROKER_FEE_SHARE_BP 不能超过 10000（100%）")
-    return BillingConfig(**values)
+    # Subsidies become payable when the month's assessment passed (docs/scoring.md),
+    # unless a deployment that does not score asks for the days rule.
+    gate = source.get("LAOWU_BILLING_PAYABLE_GATE", "").strip() or "assessment"
+    if gate not in ("assessment", "days"):
+        raise SettingsError(
+            f"LAOWU_BILLING_PAYABLE_GATE 只能是 assessment 或 days，不能是 {gate!r}"
+        )
+    return BillingConfig(payable_gate=gate, **values)
 
 
 @lru_cache(maxsize=1)

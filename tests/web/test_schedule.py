@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from billing.config import BillingConfig
 from marketplace.scoring.models import ScoreRun
 from marketplace.scoring.rules import Period
 from web import schedule
@@ -48,7 +49,7 @@ async def test_the_month_just_ended_is_scored_once(sessions: Factory) -> None:
 async def test_every_duty_runs_on_an_empty_database(
     sessions: Factory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    ticker = Schedule()
+    ticker = Schedule(schedule.duties(BillingConfig(payable_gate="assessment")))
     await ticker.tick(sessions)
     assert "failed" not in caplog.text  # no duty fell over
     async with sessions() as session:

@@ -1,0 +1,78 @@
+"""The payability gate with the assessment (the server's default): a task subsidy
+becomes payable once the broker's assessment for the month it was approved in is
+done and passed; a failed assessment withholds it; nothing is payable before."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
+
+from billing import subsidies
+from billing.config import BillingConfig
+from billing.models import Subsidy, SubsidyStatus
+from marketplace.access import SYSTEM
+from marketplace.db import unit_of_work
+from marketplace.dispatcher import drain
+from marketplace.scoring import service as scoring
+from marketplace.scoring.models import BrokerScore
+from marketplace.scoring.rules import Period
+from tests.billing.conftest import (
+    YUZHONG,
+    approved_payload,
+    billing_registry,
+    emit_events,
+    make_broker,
+)
+from tests.billing.helpers import finance, fund
+
+GATE = BillingConfig(payable_gate="assessment")
+MARCH = Period(2026, 3)
+
+
+async def _statuses(factory: async_sessionmaker[AsyncSession]) -> dict[int, str]:
+    async with factory() as session:
+        rows = await session.execute(select(col(Subsidy.broker_id), col(Subsidy.status)))
+        return {int(b): str(s) for b, s in rows.all()}
+
+
+async def test_assessment_gate(factory: async_sessionmaker[AsyncSession]) -> None:
+    since = datetime(2026, 1, 5, tzinfo=UTC)
+    passing = await make_broker(factory, name="甲经纪", certified_at=since)
+    failing = await make_broker(factory, name="乙经纪", certified_at=since)
+    await fund(factory, YUZHONG, "employment_subsidy", 100_000, key="g1", actor=finance())
+    approved = datetime(2026, 3, 10, 2, 0, tzinfo=UTC)
+    await emit_events(
+        factory,
+        ("task.approved", approved_payload(passing, approved_at=approved)),
+        ("task.approved", approved_payload(failing, approved_at=approved)),
+    )
+    await drain(factory, billing_registry())
+    later = datetime(2026, 6, 1, tzinfo=UTC)  # long past any days rule
+    # Not scored yet: nothing is payable, however long it has waited.
+    async with unit_of_work(factory) as session:
+        assert await subsidies.promote_payable(session, now=later, config=GATE) == 0
+    # March is scored; one broker passes, the other does not.
+    async with unit_of_work(factory) as session:
+        await scoring.compute(session=session, actor=SYSTEM, period=MARCH, now=later)
+    async with unit_of_work(factory) as session:
+        await session.execute(
+            update(BrokerScore)
+            .where(col(BrokerScore.broker_id) == passing)
+            .values(passed=True, score=72.5)
+        )
+        await session.execute(
+            update(BrokerScore).where(col(BrokerScore.broker_id) == failing).values(passed=False)
+        )
+    async with unit_of_work(factory) as session:
+        assert await subsidies.promote_payable(session, now=later, config=GATE) == 1
+    assert await _statuses(factory) == {
+        passing: SubsidyStatus.payable,
+        failing: SubsidyStatus.pending,  # withheld: still reserved, not payable
+    }
+    # The days rule, for a deployment that does not score, ignores the assessment.
+    async with unit_of_work(factory) as session:
+        assert await subsidies.promote_payable(session, now=later) == 1
+    assert (await _statuses(factory))[failing] == SubsidyStatus.payable
