@@ -38,6 +38,7 @@ STALE_AFTER = timedelta(seconds=60)
 # Smaller batches than the CLI's: the page's progress moves every few hundred rows, for
 # a little more overhead (a commit and an audit entry per batch).
 JOB_BATCH_SIZE = 250
+SQLITE_PAUSE = 0.02  # seconds between batches on SQLite
 INTERRUPTED = (
     "导入中断（服务器在导入过程中停止）。已完成的部分已保存；"
     "请重新上传同一文件继续，已导入的行不会重复。"
@@ -139,11 +140,16 @@ async def run(
             assert found is not None
             job: ImportJob = found
             done = [0]
+            sqlite = session.bind is not None and session.bind.dialect.name == "sqlite"
 
             async def commit(session: AsyncSession) -> None:
                 _progress(job, report, done[0])
                 session.add(job)
                 await session.commit()
+                if sqlite:
+                    # SQLite has one writer: leave a gap so other users' saves (waiting
+                    # on the busy timeout) get in between batches instead of starving.
+                    await asyncio.sleep(SQLITE_PAUSE)
                 await begin_write(session)
                 if after_commit:
                     after_commit()

@@ -298,7 +298,7 @@ async def register(
     row = records.creation_row(
         worker_id=worker.id, new=values, actor_user_id=actor.user_id, at=now, cipher=cipher
     )
-    fields = [f for f, _ in records.initial_values(row.new_value, cipher)]
+    fields = sorted(f for f, _ in records.initial_values(row.new_value, cipher))
     await record_change(
         session, actor=actor, worker=worker, action="create", rows=[row], detail={"fields": fields}
     )

@@ -108,7 +108,8 @@ def test_broker_imports_a_file_and_reads_the_report(
         {"name": "workers.csv", "mimeType": "text/csv", "buffer": csv.encode()}
     )
     page.get_by_role("button", name="上传并导入").click()
-    page.get_by_role("heading", name="导入结果：workers.csv").wait_for()
+    # The import runs in the background; the page polls it every second until done.
+    page.get_by_role("heading", name="导入结果：workers.csv").wait_for(timeout=30_000)
     page.get_by_text("第 3 行").wait_for()
     _no_horizontal_scroll(page)
     _shot(page, artifacts, f"worker-import-{screen}")

@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from marketplace.audit.models import AuditEntry
-from marketplace.workers.models import DuplicateDismissal, Worker
+from marketplace.brokers.models import Broker
+from marketplace.workers.models import DuplicateDismissal, ImportJob, Worker
 from tests.conftest import YUZHONG
 from tests.marketplace.test_workers_rules import make_id
 from tests.web.test_pages import VILLAGE, _csrf, _token, page_login
@@ -365,6 +366,27 @@ async def test_import_page_reports_created_and_refused_rows(
     assert (await client.get(job_url + "/progress")).status_code == 404
     await page_login(client, broker)
     token = _token((await client.get("/workers/import")).text)
+
+    # While an import of the broker runs, another upload is refused on the form (HTMX
+    # swaps 422), above the running job's progress.
+    async with sessions() as session:
+        keeper = (
+            await session.execute(select(Broker).where(col(Broker.user_id) == broker.id))
+        ).scalar_one()
+        session.add(
+            ImportJob(broker_id=keeper.id, filename="big.xlsx", file_format="xlsx", rows_total=9000)
+        )
+        await session.commit()
+    busy = await client.post(
+        "/workers/import",
+        files={"file": ("workers.csv", csv.encode(), "text/csv")},
+        data={"_csrf_token": token},
+        headers={"HX-Request": "true"},
+    )
+    assert busy.status_code == 422
+    assert "您已有一个导入正在进行（big.xlsx）" in busy.text
+    assert "正在导入：big.xlsx" in busy.text
+    assert "已处理 <strong>0</strong> / 9000 行" in busy.text
 
     empty = await client.post(
         "/workers/import",

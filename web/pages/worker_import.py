@@ -95,8 +95,17 @@ async def import_upload(
         if path is not None:
             await asyncio.to_thread(path.unlink, missing_ok=True)
         errors = await refuse_in_form(request, db, exc)
+        # A second upload while one runs (409): the form says so, above the running job.
+        # Shown as 422 so HTMX swaps the form in (it leaves other errors to the banner).
+        running = await import_jobs.latest(session=db, actor=actor) if exc.status == 409 else None
         return await render(
-            request, db, "workers/import.html", status_code=exc.status, job=None, errors=errors
+            request,
+            db,
+            "workers/import.html",
+            status_code=422 if exc.status == 409 else exc.status,
+            job=running,
+            batch_size=import_jobs.JOB_BATCH_SIZE,
+            errors=errors,
         )
     finally:
         await data.file.close()
