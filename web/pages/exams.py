@@ -16,7 +16,7 @@ from litestar import Request, Response, get, post
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
-from marketplace.brokers import exams
+from marketplace.brokers import exams, exams_policy
 from marketplace.brokers.exams import Caller
 from marketplace.brokers.exams_models import AnswerInput, ExamPublic
 from marketplace.clock import local, utcnow
@@ -54,7 +54,7 @@ async def _entry(
         status_code=status_code,
         errors=errors or {},
         form=form or {"tracking_code": "", "phone": ""},
-        policy=exams.policy_public(await exams.current_policy(db)),
+        policy=exams_policy.policy_public(await exams_policy.current_policy(db)),
     )
 
 
