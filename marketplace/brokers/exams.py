@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -159,8 +160,20 @@ async def start_attempt(
         started_at=now,
         deadline_at=now + timedelta(minutes=policy.time_limit_minutes),
     )
-    session.add(attempt)
-    await session.flush()
+    try:
+        async with session.begin_nested():
+            session.add(attempt)
+            await session.flush()
+    except IntegrityError:
+        # A concurrent start (a double tap, two phones) took this attempt number first.
+        for other in await _attempts(
+            session,
+            application_id=application.id if application else None,
+            broker_id=broker.id if broker else None,
+        ):
+            if other.status == AttemptStatus.open and now <= other.deadline_at:
+                return other, False
+        raise Conflict("考试正在开始，请稍后刷新页面", field="exam") from None
     assert attempt.id is not None
     for position, item in enumerate(paper, start=1):
         session.add(
