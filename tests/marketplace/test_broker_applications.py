@@ -509,6 +509,9 @@ async def test_village_losing_its_last_broker_shows_at_once(chain: Chain) -> Non
     async with chain.sessions() as session:
         short = {g.village_code for g in await gaps.village_gaps(session=session, actor=district)}
         assert chain.village not in short
+    with pytest.raises(Conflict) as serving:  # a serving broker does not apply again
+        await chain.submit(60)
+    assert "已是认证的劳务经纪人" in serving.value.message
     async with unit_of_work(chain.sessions) as session:
         with pytest.raises(Invalid):
             await brokers.change_status(
@@ -541,6 +544,9 @@ async def test_village_losing_its_last_broker_shows_at_once(chain: Chain) -> Non
             "new_status": "eliminated",
             "reason": "年度考核不合格",
         }
+    # Once eliminated, the person may apply again (the officers will judge).
+    again = await chain.submit(60)
+    assert again.status == ApplicationStatus.submitted
     async with unit_of_work(chain.sessions) as session:
         with pytest.raises(Conflict):  # elimination is final
             await brokers.change_status(
