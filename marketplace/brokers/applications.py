@@ -29,6 +29,7 @@ from marketplace.brokers.models import (
     Background,
     Broker,
     BrokerApplication,
+    BrokerStatus,
     DecisionPublic,
 )
 from marketplace.brokers.paging import page
@@ -175,6 +176,19 @@ async def submit(
         raise Conflict(
             "该身份证号已有一份正在办理的申请，请用跟踪码和手机号查询进度", field="id_number"
         )
+    serving = (
+        await session.execute(
+            select(col(BrokerApplication.id))
+            .join(Broker, col(Broker.id) == col(BrokerApplication.broker_id))
+            .where(
+                col(BrokerApplication.id_number_hash).in_(hashes),
+                col(Broker.status).in_([BrokerStatus.active, BrokerStatus.suspended]),
+            )
+        )
+    ).first()
+    if serving is not None:
+        # Retired or eliminated brokers may apply again; serving ones need not.
+        raise Conflict("该身份证号的持有人已是认证的劳务经纪人，无需再次申请", field="id_number")
     id_hash = cipher.lookup_hash(checked.id_number)
     application = BrokerApplication(
         tracking_code=new_tracking_code(),

@@ -16,135 +16,36 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from marketplace import audit
 from marketplace.access import Actor, Role, can, in_scope, require
-from marketplace.brokers import applications, exams_rules
+from marketplace.brokers import applications, exams_policy, exams_rules
 from marketplace.brokers import rules as application_rules
 from marketplace.brokers.exams_models import (
-    DEFAULT_BLUEPRINT,
-    DEFAULT_MAX_ATTEMPTS,
-    DEFAULT_PASS_MARK,
-    DEFAULT_TIME_LIMIT_MINUTES,
     AnswerInput,
     AttemptStatus,
     CategoryResult,
     ExamAttempt,
     ExamItem,
-    ExamPolicy,
-    ExamPolicyInput,
-    ExamPolicyPublic,
     ExamPublic,
     ExamSummary,
     PaperQuestion,
     ReviewItem,
 )
 from marketplace.brokers.models import ApplicationStatus, Broker, BrokerApplication, BrokerStatus
-from marketplace.brokers.questions_models import Question, QuestionVersion
+from marketplace.brokers.questions_models import QuestionVersion
 from marketplace.clock import utcnow
 from marketplace.crypto import DataCipher
 from marketplace.db import fetch_page
 from marketplace.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 from marketplace.notifications import service as inbox
 
-POLICY_ID = 1
-
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-# --- policy -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Policy:
-    blueprint: dict[str, dict[str, int]]
-    time_limit_minutes: int
-    pass_mark: int
-    max_attempts: int
-
-
-async def current_policy(session: AsyncSession) -> Policy:
-    row = await session.get(ExamPolicy, POLICY_ID)
-    if row is None:
-        return Policy(
-            blueprint=DEFAULT_BLUEPRINT,
-            time_limit_minutes=DEFAULT_TIME_LIMIT_MINUTES,
-            pass_mark=DEFAULT_PASS_MARK,
-            max_attempts=DEFAULT_MAX_ATTEMPTS,
-        )
-    return Policy(
-        blueprint={k: dict(v) for k, v in row.blueprint.items()},
-        time_limit_minutes=row.time_limit_minutes,
-        pass_mark=row.pass_mark,
-        max_attempts=row.max_attempts,
-    )
-
-
-def policy_public(policy: Policy) -> ExamPolicyPublic:
-    return ExamPolicyPublic(
-        blueprint=policy.blueprint,
-        time_limit_minutes=policy.time_limit_minutes,
-        pass_mark=policy.pass_mark,
-        max_attempts=policy.max_attempts,
-        questions=exams_rules.paper_size(policy.blueprint),
-    )
-
-
-async def _pool(session: AsyncSession) -> list[exams_rules.Candidate]:
-    rows = await session.execute(
-        select(QuestionVersion)
-        .join(Question, col(Question.id) == col(QuestionVersion.question_id))
-        .where(
-            col(Question.active).is_(True),
-            col(QuestionVersion.version) == col(Question.current_version),
-        )
-    )
-    return [
-        exams_rules.Candidate(
-            version_id=v.id,
-            kind=v.kind,
-            category=v.category,
-            difficulty=v.difficulty,
-            option_count=len(v.options),
-        )
-        for v in rows.scalars()
-        if v.id is not None
-    ]
-
-
-async def set_policy(
-    *, session: AsyncSession, actor: Actor, data: ExamPolicyInput
-) -> ExamPolicyPublic:
-    """The city sets the blueprint, time limit, pass mark and attempts; a blueprint the
-    bank cannot fill is refused. Attempts already started keep what they started with."""
-    require(actor, "exam.policy")
-    blueprint = exams_rules.check_blueprint(data.blueprint)
-    problems = exams_rules.shortfalls(blueprint, await _pool(session))
-    if problems:
-        raise Invalid("blueprint", "题库题目不足：" + "；".join(problems))
-    row = await session.get(ExamPolicy, POLICY_ID) or ExamPolicy(id=POLICY_ID)
-    row.blueprint = blueprint
-    row.time_limit_minutes = data.time_limit_minutes
-    row.pass_mark = data.pass_mark
-    row.max_attempts = data.max_attempts
-    row.updated_by = actor.user_id
-    row.updated_at = utcnow()
-    session.add(row)
-    await session.flush()
-    await audit.record(
-        session=session,
-        actor=actor,
-        action="exam.policy",
-        object_type="exam_policy",
-        object_id=POLICY_ID,
-        region_code="50",
-        detail={"pass_mark": data.pass_mark, "max_attempts": data.max_attempts},
-    )
-    return policy_public(await current_policy(session))
 
 
 # --- who is asking ----------------------------------------------------------------------
@@ -235,7 +136,7 @@ async def start_attempt(
             await grade(session, attempt, now)
     if application is not None and any(a.passed for a in past):
         raise Conflict("您已通过考试，无需再考", field="exam")
-    policy = await current_policy(session)
+    policy = await exams_policy.current_policy(session)
     if len(past) >= policy.max_attempts:
         raise Conflict(
             f"考试次数已用完（最多 {policy.max_attempts} 次），请联系区县人力社保局",
@@ -243,7 +144,7 @@ async def start_attempt(
         )
     blueprint = exams_rules.check_blueprint(policy.blueprint)
     seed = secrets.randbits(31)
-    paper = exams_rules.draw(blueprint, await _pool(session), seed)
+    paper = exams_rules.draw(blueprint, await exams_policy.pool(session), seed)
     who = application if application is not None else broker
     assert who is not None
     attempt = ExamAttempt(
@@ -259,8 +160,20 @@ async def start_attempt(
         started_at=now,
         deadline_at=now + timedelta(minutes=policy.time_limit_minutes),
     )
-    session.add(attempt)
-    await session.flush()
+    try:
+        async with session.begin_nested():
+            session.add(attempt)
+            await session.flush()
+    except IntegrityError:
+        # A concurrent start (a double tap, two phones) took this attempt number first.
+        for other in await _attempts(
+            session,
+            application_id=application.id if application else None,
+            broker_id=broker.id if broker else None,
+        ):
+            if other.status == AttemptStatus.open and now <= other.deadline_at:
+                return other, False
+        raise Conflict("考试正在开始，请稍后刷新页面", field="exam") from None
     assert attempt.id is not None
     for position, item in enumerate(paper, start=1):
         session.add(

@@ -323,18 +323,56 @@ async def categories(*, session: AsyncSession) -> dict[str, dict[str, int]]:
 async def _upsert_rows(
     session: AsyncSession, actor: Actor, rows: list[questions_import.ParsedRow]
 ) -> QuestionImportReport:
+    """A few statements for the whole file: the known codes and their current versions
+    are read at once, new questions are added in one flush and their versions in another."""
     report = QuestionImportReport()
+    codes = [row.code for row in rows]
+    known: dict[str, Question] = {}
+    for start in range(0, len(codes), 500):
+        found = await session.execute(
+            select(Question).where(col(Question.code).in_(codes[start : start + 500]))
+        )
+        known.update({q.code: q for q in found.scalars()})
+    current: dict[int, QuestionVersion] = {}
+    ids = [q.id for q in known.values() if q.id is not None]
+    for start in range(0, len(ids), 500):
+        found_versions = await session.execute(
+            select(QuestionVersion)
+            .join(Question, col(Question.id) == col(QuestionVersion.question_id))
+            .where(
+                col(Question.id).in_(ids[start : start + 500]),
+                col(QuestionVersion.version) == col(Question.current_version),
+            )
+        )
+        current.update({v.question_id: v for v in found_versions.scalars()})
+    fresh: list[tuple[Question, CleanQuestion]] = []
     for row in rows:
-        question = await _by_code(session, row.code)
+        question = known.get(row.code)
         if question is None:
-            await _add(session, actor, row.code, row.question)
+            question = Question(
+                code=row.code,
+                kind=row.question.kind,
+                category=row.question.category,
+                difficulty=row.question.difficulty,
+            )
+            session.add(question)
+            fresh.append((question, row.question))
             report.created += 1
             continue
-        _, changed = await _revise(session, actor, question, row.question)
-        if changed:
-            report.updated += 1
-        else:
+        assert question.id is not None
+        if _clean_of(current[question.id]) == row.question:
             report.unchanged += 1
+            continue
+        version = _new_version(question, row.question, question.current_version + 1, actor)
+        session.add(version)
+        question.current_version = version.version
+        _mirror(question, row.question)
+        session.add(question)
+        report.updated += 1
+    await session.flush()  # ids for the new questions
+    for question, clean in fresh:
+        session.add(_new_version(question, clean, 1, actor))
+    await session.flush()
     return report
 
 

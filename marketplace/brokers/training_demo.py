@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from marketplace.access import SYSTEM
-from marketplace.brokers import exams, questions, training
+from marketplace.brokers import exams, questions, training, training_courses
 from marketplace.brokers.exams_models import ExamAttempt, ExamItem
 from marketplace.brokers.models import ApplicationStatus, Broker, BrokerApplication, BrokerStatus
 from marketplace.brokers.questions_models import QuestionVersion
@@ -73,7 +73,7 @@ async def demo_courses(session: AsyncSession) -> list[TrainingCourse]:
     }
     made = []
     for title, content, refresher in COURSES:
-        course = existing.get(title) or await training.create_course(
+        course = existing.get(title) or await training_courses.create_course(
             session=session,
             actor=SYSTEM,
             data=CourseCreate(title=title, content=content, refresher=refresher, region_code="50"),

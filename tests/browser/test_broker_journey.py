@@ -1,7 +1,7 @@
 """From a public application to a certified broker, in headless Chromium: the
 applicant on a phone (390x844), the officers on a PC (1366x768) and the new broker
-back on the phone. The exam step is recorded with ``record_exam_passed`` directly
-(what the exam module calls when an attempt passes), not through exam pages.
+back on the phone. The applicant sits the exam on the phone through the exam pages
+(tracking code + phone), answering from the paper's key read out of the database.
 Screenshots go to test-artifacts/ (and to $LAOWU_EXTRA_SHOTS when set)."""
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from marketplace.brokers import applications
-from marketplace.brokers.models import BrokerApplication
-from marketplace.db import create_engine, session_factory, unit_of_work
+from marketplace.db import create_engine, session_factory
 from tests.browser.conftest import LiveServer
 from tests.browser.test_coverage_journey import _log_in
+from tests.browser.test_exam_journey import _right_answers
 from tests.marketplace.test_broker_applications import make_id
+from tests.marketplace.training_helpers import load_bank
 
 pytestmark = pytest.mark.browser
 
@@ -90,26 +90,36 @@ def _in_thread(coro_factory: Any) -> Any:
     return result.get("value")
 
 
-def _pass_exam(server: LiveServer, tracking_code: str) -> None:
-    async def record() -> None:
-        from sqlalchemy import select
-        from sqlmodel import col
-
+def _load_question_bank(server: LiveServer) -> None:
+    async def load() -> None:
         engine = create_engine(server.db_url, pooled=False)
         try:
-            async with unit_of_work(session_factory(engine)) as session:
-                app_id = (
-                    await session.execute(
-                        select(col(BrokerApplication.id)).where(
-                            col(BrokerApplication.tracking_code) == tracking_code
-                        )
-                    )
-                ).scalar_one()
-                await applications.record_exam_passed(session, app_id, attempt_id=1, score=88)
+            await load_bank(session_factory(engine))
         finally:
             await engine.dispose()
 
-    _in_thread(record)
+    _in_thread(load)
+
+
+def _sit_exam(applicant: Any, server: LiveServer, code: str) -> None:
+    """The exam on the phone: open it with code + phone, answer every question right
+    (the key comes from the database), hand in."""
+    applicant.goto(f"{server.url}/exams")
+    applicant.get_by_label("跟踪码").fill(code)
+    applicant.get_by_label("手机号").fill(APPLICANT_PHONE)
+    applicant.get_by_role("button", name="进入考试").click()
+    expect(applicant.locator("#countdown")).to_be_visible()
+    attempt_id = int(applicant.url.rstrip("/").rsplit("/", 1)[-1])
+    right = _right_answers(server, attempt_id)
+    forms = applicant.locator("form.exam-form")
+    for index in range(forms.count()):
+        form = forms.nth(index)
+        question_id = int(form.get_attribute("data-question") or 0)
+        for choice in right[question_id]:
+            form.locator("input[name=choices]").nth(choice).check()
+        expect(form.locator(".saved")).to_contain_text("已保存", timeout=12000)
+    applicant.get_by_role("button", name="交卷").click()
+    expect(applicant.locator(".exam-score")).to_contain_text("合格")
 
 
 def _decide(
@@ -202,8 +212,11 @@ def test_from_public_application_to_certified_broker(
     expect(district.get_by_test_id("status")).to_have_text("培训中，待考试")
     check_status("培训中，待考试")
 
-    # The exam (recorded as the exam module records a passed attempt).
-    _pass_exam(server, code)
+    # The exam, on the phone.
+    _load_question_bank(server)
+    _sit_exam(applicant, server, code)
+    _shot(applicant, artifacts, "06a-exam-passed-phone")
+    check_status("考试合格，待认证")
 
     # Certification: the new broker's login is shown once.
     _decide(district, server, "exam_passed", "周晓兰", "认证为劳务经纪人")

@@ -199,28 +199,26 @@ async def test_submission_stores_the_id_encrypted_and_tracks_by_code_and_phone(
         assert wrong_phone.value.message == wrong_code.value.message
 
 
+BAD_INPUT: list[tuple[dict[str, Any], str]] = [
+    ({"name": " "}, "name"),
+    ({"id_number": make_id(2)[:-1] + ("1" if make_id(2)[-1] == "0" else "0")}, "id_number"),
+    ({"id_number": make_id(3, born=date(2015, 1, 1))}, "id_number"),  # a child
+    ({"phone": "12345"}, "phone"),
+    ({"village_code": YUZHONG}, "village_code"),  # a district, not a village
+    ({"background": "astronaut"}, "background"),
+    ({"computer_skills": False}, "computer_skills"),
+    ({"smartphone_skills": False}, "smartphone_skills"),
+    ({"enough_time": False}, "enough_time"),
+    ({"not_on_public_payroll": False}, "not_on_public_payroll"),
+]
+
+
 @SQLITE_ONLY
-@pytest.mark.parametrize(
-    ("changes", "field"),
-    [
-        ({"name": " "}, "name"),
-        ({"id_number": make_id(2)[:-1] + ("1" if make_id(2)[-1] == "0" else "0")}, "id_number"),
-        ({"id_number": make_id(3, born=date(2015, 1, 1))}, "id_number"),  # a child
-        ({"phone": "12345"}, "phone"),
-        ({"village_code": YUZHONG}, "village_code"),  # a district, not a village
-        ({"background": "astronaut"}, "background"),
-        ({"computer_skills": False}, "computer_skills"),
-        ({"smartphone_skills": False}, "smartphone_skills"),
-        ({"enough_time": False}, "enough_time"),
-        ({"not_on_public_payroll": False}, "not_on_public_payroll"),
-    ],
-)
-async def test_bad_input_names_the_field_and_stores_nothing(
-    chain: Chain, changes: dict[str, Any], field: str
-) -> None:
-    with pytest.raises(Invalid) as caught:
-        await chain.submit(2, **changes)
-    assert caught.value.field == field
+async def test_bad_input_names_the_field_and_stores_nothing(chain: Chain) -> None:
+    for changes, field in BAD_INPUT:
+        with pytest.raises(Invalid) as caught:
+            await chain.submit(2, **changes)
+        assert caught.value.field == field, changes
     async with chain.sessions() as session:
         assert (await session.execute(select(BrokerApplication))).first() is None
 
@@ -511,6 +509,9 @@ async def test_village_losing_its_last_broker_shows_at_once(chain: Chain) -> Non
     async with chain.sessions() as session:
         short = {g.village_code for g in await gaps.village_gaps(session=session, actor=district)}
         assert chain.village not in short
+    with pytest.raises(Conflict) as serving:  # a serving broker does not apply again
+        await chain.submit(60)
+    assert "已是认证的劳务经纪人" in serving.value.message
     async with unit_of_work(chain.sessions) as session:
         with pytest.raises(Invalid):
             await brokers.change_status(
@@ -543,6 +544,9 @@ async def test_village_losing_its_last_broker_shows_at_once(chain: Chain) -> Non
             "new_status": "eliminated",
             "reason": "年度考核不合格",
         }
+    # Once eliminated, the person may apply again (the officers will judge).
+    again = await chain.submit(60)
+    assert again.status == ApplicationStatus.submitted
     async with unit_of_work(chain.sessions) as session:
         with pytest.raises(Conflict):  # elimination is final
             await brokers.change_status(

@@ -3,6 +3,7 @@ the time limit, grading, retakes, question versions and the hand-over to the rev
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from datetime import timedelta
 from typing import Any
@@ -436,3 +437,22 @@ async def test_a_broker_sits_an_exam_with_their_login_and_officers_read_results_
                 attempt_id=attempt.id,
                 caller=Caller(actor=accounts.actor_for(outsider.user)),
             )
+
+
+async def test_two_starts_at_once_open_one_attempt(sessions: Sessions, make_account: Any) -> None:
+    """A double tap (or two phones) starting the same candidate's exam concurrently."""
+    await load_bank(sessions)
+    _, village = await village_under(sessions, YUZHONG)
+    actor = accounts.actor_for((await make_account("broker", village)).user)
+
+    async def start() -> int:
+        async with unit_of_work(sessions) as session:
+            attempt = await exams.start_for_broker(session=session, actor=actor)
+        assert attempt.id is not None
+        return attempt.id
+
+    first, second = await asyncio.gather(start(), start())
+    assert first == second
+    async with sessions() as session:
+        attempts = (await session.execute(select(ExamAttempt))).scalars().all()
+    assert [a.attempt_no for a in attempts] == [1]

@@ -15,7 +15,7 @@ from sqlmodel import col
 
 from marketplace.access import Actor
 from marketplace.accounts import service as accounts
-from marketplace.brokers import training
+from marketplace.brokers import training, training_courses
 from marketplace.brokers.models import ApplicationStatus, Broker, BrokerApplication, BrokerStatus
 from marketplace.brokers.training_models import (
     AttendanceEntry,
@@ -231,19 +231,19 @@ async def test_course_materials_are_stored_under_the_media_dir(
     officer = accounts.actor_for((await make_account("township_officer", township)).user)
     media = tmp_path / "media"
     async with unit_of_work(sessions) as session:
-        course = await training.create_course(
+        course = await training_courses.create_course(
             session=session,
             actor=admin,
             data=CourseCreate(title="劳动合同法要点", content="第一讲"),
         )
         assert course.id is not None
-        await training.add_text_material(
+        await training_courses.add_text_material(
             session=session,
             actor=admin,
             course_id=course.id,
             data=MaterialTextCreate(title="讲义", text="正文"),
         )
-        pdf = await training.add_file_material(
+        pdf = await training_courses.add_file_material(
             session=session,
             actor=admin,
             course_id=course.id,
@@ -255,17 +255,19 @@ async def test_course_materials_are_stored_under_the_media_dir(
     assert pdf.id is not None
     async with sessions() as session:
         # A township officer in the district reads the district's course and its files.
-        material, path = await training.material_file(
+        material, path = await training_courses.material_file(
             session=session, actor=officer, course_id=course.id, material_id=pdf.id, media_dir=media
         )
-        listed = await training.materials(session=session, actor=officer, course_id=course.id)
+        listed = await training_courses.materials(
+            session=session, actor=officer, course_id=course.id
+        )
     assert path.read_bytes() == b"%PDF-1.4 demo"
     assert path.parent == media / "training"
     assert material.title == "课件"
     assert [m.kind for m in listed] == ["text", "file"]
     async with unit_of_work(sessions) as session:
         with pytest.raises(Invalid) as suffix:
-            await training.add_file_material(
+            await training_courses.add_file_material(
                 session=session,
                 actor=admin,
                 course_id=course.id,
@@ -274,9 +276,9 @@ async def test_course_materials_are_stored_under_the_media_dir(
                 stream=io.BytesIO(b"MZ"),
                 media_dir=media,
             )
-        monkeypatch.setattr(training, "MAX_MATERIAL_BYTES", 10)
+        monkeypatch.setattr(training_courses, "MAX_MATERIAL_BYTES", 10)
         with pytest.raises(Invalid) as size:
-            await training.add_file_material(
+            await training_courses.add_file_material(
                 session=session,
                 actor=admin,
                 course_id=course.id,
@@ -286,7 +288,7 @@ async def test_course_materials_are_stored_under_the_media_dir(
                 media_dir=media,
             )
         with pytest.raises(Forbidden):
-            await training.add_text_material(
+            await training_courses.add_text_material(
                 session=session,
                 actor=officer,
                 course_id=course.id,

@@ -54,3 +54,14 @@ def test_questions_load_is_idempotent_and_refuses_a_bad_file_whole(
     assert refused.exit_code == 1
     assert "第 3 行（答案）：没有正确答案" in refused.output
     assert asyncio.run(counts(db_env)) == (138, 138)
+    good = tmp_path / "good.csv"
+    good.write_text(
+        "编号,题型,分类,难度,题干,选项A,选项B,答案,解析\n"
+        "LC-01,判断,政策法规,易,用人单位自用工之日起即与劳动者建立劳动关系（修订）。,,,对,解析\n"
+        "NEW-1,单选,业务知识,易,新题,甲,乙,B,解析\n",
+        encoding="utf-8",
+    )
+    changed = runner.invoke(cli.main, ["questions", "load", "--file", str(good)])
+    assert changed.exit_code == 0, changed.output
+    assert "新增 1 题，更新 1 题（新版本），未变 0 题" in changed.output
+    assert asyncio.run(counts(db_env)) == (139, 140)

@@ -18,7 +18,7 @@ from sqlmodel import col
 from marketplace.access import SYSTEM, Role
 from marketplace.accounts import service as accounts
 from marketplace.accounts.models import User
-from marketplace.brokers import exams, questions, training
+from marketplace.brokers import exams, questions, training, training_courses
 from marketplace.brokers.exams_models import ExamItem
 from marketplace.brokers.training_models import CourseCreate, SessionCreate, TrainingMode
 from marketplace.db import unit_of_work
@@ -45,14 +45,14 @@ async def make_training_scene(scene: Any, client: AsyncTestClient[Litestar]) -> 
                     mode=TrainingMode.offline,
                 ),
             )
-            course = await training.create_course(
+            course = await training_courses.create_course(
                 session=session,
                 actor=SYSTEM,
                 data=CourseCreate(title="矩阵课程", region_code=scene.district[scope]),
             )
             assert made.id is not None
             assert course.id is not None
-            material = await training.add_file_material(
+            material = await training_courses.add_file_material(
                 session=session,
                 actor=SYSTEM,
                 course_id=course.id,

@@ -16,7 +16,7 @@ from litestar.exceptions import NotAuthorizedException
 from litestar.handlers import BaseRouteHandler
 from litestar.params import JSONBody
 
-from marketplace.brokers import exams
+from marketplace.brokers import exams, exams_policy
 from marketplace.brokers.exams import Caller
 from marketplace.brokers.exams_models import (
     AnswerInput,
@@ -94,13 +94,13 @@ class ExamsController(Controller):
 
     @get("/policy", guards=[requires_login])
     async def policy(self, db: Db) -> ExamPolicyPublic:
-        return exams.policy_public(await exams.current_policy(db))
+        return exams_policy.policy_public(await exams_policy.current_policy(db))
 
     @put("/policy", guards=[requires_login])
     async def set_policy(
         self, db: Db, actor: CurrentActor, data: JSONBody[ExamPolicyInput]
     ) -> ExamPolicyPublic:
-        return await exams.set_policy(session=db, actor=actor, data=data)
+        return await exams_policy.set_policy(session=db, actor=actor, data=data)
 
     @get("/{exam_id:int}", guards=[requires_candidate])
     async def get_exam(self, request: Request[Any, Any, Any], db: Db, exam_id: RowId) -> ExamPublic:

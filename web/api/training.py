@@ -15,7 +15,7 @@ from litestar.params import Body, JSONBody, QueryParameter
 from litestar.response import File
 
 from marketplace.access import require
-from marketplace.brokers import training
+from marketplace.brokers import training, training_courses
 from marketplace.brokers.training_models import (
     MAX_MATERIAL_BYTES,
     AttendancePublic,
@@ -177,7 +177,7 @@ class TrainingCoursesController(Controller):
 
     @get("/")
     async def list_courses(self, db: Db, actor: CurrentActor, page: Paging) -> Paged[CoursePublic]:
-        rows, total = await training.list_courses(
+        rows, total = await training_courses.list_courses(
             session=db, actor=actor, limit=page.limit, offset=page.offset
         )
         return Paged(items=[course_public(r) for r in rows], total=total)
@@ -186,26 +186,28 @@ class TrainingCoursesController(Controller):
     async def create(
         self, db: Db, actor: CurrentActor, data: JSONBody[CourseCreate]
     ) -> CoursePublic:
-        return course_public(await training.create_course(session=db, actor=actor, data=data))
+        return course_public(
+            await training_courses.create_course(session=db, actor=actor, data=data)
+        )
 
     @get("/{course_id:int}")
     async def get_course(self, db: Db, actor: CurrentActor, course_id: RowId) -> CoursePublic:
         return course_public(
-            await training.get_course(session=db, actor=actor, course_id=course_id)
+            await training_courses.get_course(session=db, actor=actor, course_id=course_id)
         )
 
     @get("/{course_id:int}/materials")
     async def materials(
         self, db: Db, actor: CurrentActor, course_id: RowId
     ) -> Paged[MaterialPublic]:
-        rows = await training.materials(session=db, actor=actor, course_id=course_id)
+        rows = await training_courses.materials(session=db, actor=actor, course_id=course_id)
         return Paged(items=[material_public(r) for r in rows], total=len(rows))
 
     @post("/{course_id:int}/materials")
     async def add_text(
         self, db: Db, actor: CurrentActor, course_id: RowId, data: JSONBody[MaterialTextCreate]
     ) -> MaterialPublic:
-        row = await training.add_text_material(
+        row = await training_courses.add_text_material(
             session=db, actor=actor, course_id=course_id, data=data
         )
         return material_public(row)
@@ -224,7 +226,7 @@ class TrainingCoursesController(Controller):
         data: Annotated[MaterialUpload, Body(media_type=RequestEncodingType.MULTI_PART)],
     ) -> MaterialPublic:
         try:
-            row = await training.add_file_material(
+            row = await training_courses.add_file_material(
                 session=db,
                 actor=actor,
                 course_id=course_id,
@@ -246,7 +248,7 @@ class TrainingCoursesController(Controller):
         course_id: RowId,
         material_id: RowId,
     ) -> File:
-        row, path = await training.material_file(
+        row, path = await training_courses.material_file(
             session=db,
             actor=actor,
             course_id=course_id,

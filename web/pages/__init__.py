@@ -4,15 +4,17 @@ from litestar.types import ControllerRouterHandler
 
 from web.pages.audit import audit_page, audit_verify
 from web.pages.auth import login_page, login_submit, logout_submit, otp_submit
-from web.pages.brokers import (
-    application_decide,
-    application_page,
+from web.pages.broker_apply import (
     apply_page,
     apply_region_picker,
     apply_resubmit,
     apply_status_lookup,
     apply_status_page,
     apply_submit,
+)
+from web.pages.brokers import (
+    application_decide,
+    application_page,
     broker_page,
     broker_status,
     broker_update,

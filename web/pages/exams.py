@@ -16,7 +16,8 @@ from litestar import Request, Response, get, post
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
-from marketplace.brokers import exams
+from marketplace.access import Role
+from marketplace.brokers import exams, exams_policy
 from marketplace.brokers.exams import Caller
 from marketplace.brokers.exams_models import AnswerInput, ExamPublic
 from marketplace.clock import local, utcnow
@@ -35,8 +36,11 @@ def _caller(request: Request[Any, Any, Any]) -> Caller:
     user = request.scope.get("user")
     actor = user.actor if isinstance(user, Principal) else None
     token = request.cookies.get(EXAM_COOKIE) or None
-    # A logged-in broker never needs the cookie; an applicant's cookie wins otherwise.
-    return Caller(actor=None, token=token) if token and actor is None else Caller(actor=actor)
+    # A broker sits with their login; otherwise an applicant's exam cookie wins (an
+    # officer may be logged in on the phone an applicant borrows).
+    if token and (actor is None or actor.role != Role.broker):
+        return Caller(token=token)
+    return Caller(actor=actor)
 
 
 async def _entry(
@@ -54,7 +58,7 @@ async def _entry(
         status_code=status_code,
         errors=errors or {},
         form=form or {"tracking_code": "", "phone": ""},
-        policy=exams.policy_public(await exams.current_policy(db)),
+        policy=exams_policy.policy_public(await exams_policy.current_policy(db)),
     )
 
 
@@ -71,7 +75,7 @@ async def exam_start(
     user = request.scope.get("user")
     token = None
     try:
-        if isinstance(user, Principal):
+        if isinstance(user, Principal) and user.actor.role == Role.broker:
             attempt = await exams.start_for_broker(session=db, actor=user.actor)
         else:
             ratelimit.check(request, OPEN)

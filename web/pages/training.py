@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from marketplace.access import Actor, can
-from marketplace.brokers import training
+from marketplace.brokers import training, training_courses
 from marketplace.brokers.training_models import (
     MAX_MATERIAL_BYTES,
     MODE_LABELS,
@@ -72,7 +72,7 @@ async def _sessions_page(
         session=db, actor=actor, region_code=region_code, year=year, limit=limit, offset=offset
     )
     counts = await training.attendee_counts(db, [r.id for r in rows if r.id is not None])
-    courses, _ = await training.list_courses(session=db, actor=actor, limit=200)
+    courses, _ = await training_courses.list_courses(session=db, actor=actor, limit=200)
     return await render(
         request,
         db,
@@ -253,7 +253,7 @@ async def _courses_page(
     errors: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Template:
-    rows, total = await training.list_courses(session=db, actor=actor, limit=200)
+    rows, total = await training_courses.list_courses(session=db, actor=actor, limit=200)
     return await render(
         request,
         db,
@@ -283,7 +283,7 @@ async def course_create(
         "refresher": bool(raw.get("refresher")),
     }
     try:
-        course = await training.create_course(
+        course = await training_courses.create_course(
             session=db, actor=actor, data=CourseCreate.model_validate(form)
         )
     except ValidationError as exc:
@@ -307,14 +307,14 @@ async def _course_page(
     errors: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Template:
-    course = await training.get_course(session=db, actor=actor, course_id=course_id)
+    course = await training_courses.get_course(session=db, actor=actor, course_id=course_id)
     return await render(
         request,
         db,
         "training/course.html",
         status_code=status_code,
         course=course,
-        materials=await training.materials(session=db, actor=actor, course_id=course_id),
+        materials=await training_courses.materials(session=db, actor=actor, course_id=course_id),
         may_edit=can(actor, "training.course_edit", region_code=course.region_code),
         errors=errors or {},
         max_mb=MAX_MATERIAL_BYTES // (1024 * 1024),
@@ -339,7 +339,9 @@ async def material_add_text(
         data = MaterialTextCreate(
             title=str(raw.get("title") or ""), text=str(raw.get("text") or "")
         )
-        await training.add_text_material(session=db, actor=actor, course_id=course_id, data=data)
+        await training_courses.add_text_material(
+            session=db, actor=actor, course_id=course_id, data=data
+        )
     except ValidationError as exc:
         return await _course_page(
             request, db, actor, course_id, errors=field_errors(exc), status_code=422
@@ -377,7 +379,7 @@ async def material_upload(
     try:
         if not isinstance(upload, UploadFile):
             raise Invalid("file", "请选择要上传的文件")
-        await training.add_file_material(
+        await training_courses.add_file_material(
             session=db,
             actor=actor,
             course_id=course_id,
@@ -409,7 +411,7 @@ async def material_download(
     course_id: RowId,
     material_id: RowId,
 ) -> File:
-    row, path = await training.material_file(
+    row, path = await training_courses.material_file(
         session=db,
         actor=actor,
         course_id=course_id,
