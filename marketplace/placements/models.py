@@ -194,6 +194,7 @@ class WorkerCard(SQLModel):
     occupation_names: list[str]
     certificates: list[str]
     masked: bool
+    consent: bool  # to being recommended; without it a broker may not recommend
 
 
 class JobCard(SQLModel):
