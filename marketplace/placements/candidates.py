@@ -72,7 +72,7 @@ HANDLERS = {"worker.changed": on_worker_changed}
 
 async def rebuild(session: AsyncSession, *, batch: int = 20_000) -> int:
     """Every live worker's rows, from scratch; returns the number of rows. Reads plain
-    columns (no ORM objects): a million workers take about a minute on SQLite."""
+    columns (no ORM objects); 1.8 million rows for a million workers (bench/RESULTS.md)."""
     await session.execute(delete(WorkerOccupation))
     columns = (
         col(Worker.id),
