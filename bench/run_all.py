@@ -11,7 +11,12 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["bench_foundation.py", "bench_workers_import.py", "bench_search.py", "bench_candidates.py"]
+BENCHMARKS = [
+    "bench_foundation.py",
+    "bench_workers_import.py",
+    "bench_search.py",
+    "bench_candidates.py",
+]
 
 
 def main() -> int:
