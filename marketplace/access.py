@@ -120,9 +120,7 @@ POLICIES: dict[str, frozenset[str]] = {
     ),
     "organization.verify": frozenset({Role.city_admin, Role.district_admin}),
     "organization.manage_members": frozenset({Role.city_admin, Role.district_admin}),
-    "organization.authorize": frozenset(
-        {Role.employer, Role.city_admin, Role.district_admin}
-    ),
+    "organization.authorize": frozenset({Role.employer, Role.city_admin, Role.district_admin}),
     "job.view": frozenset(Role),
     "job.post": frozenset({Role.employer, Role.agency}),
     "job.review": frozenset({Role.city_admin, Role.district_admin}),

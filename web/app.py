@@ -24,11 +24,11 @@ from matching.search import open_backend as open_search
 from web.api.audit import AuditController
 from web.api.auth import AuthController, MeController
 from web.api.health import healthz, readyz
-from web.api.matching import MatchingController
 from web.api.jobs import JobsController
+from web.api.matching import MatchingController
 from web.api.notifications import NotificationsController
-from web.api.recommendations import PlacementsController, RecommendationsController
 from web.api.organizations import OrganizationsController
+from web.api.recommendations import PlacementsController, RecommendationsController
 from web.api.regions import RegionsController
 from web.api.search import SearchController
 from web.api.users import UsersController
