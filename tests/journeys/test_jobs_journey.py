@@ -326,6 +326,8 @@ async def test_odd_input_is_refused_by_field_never_a_500(
     refused(await client.post("/api/v1/jobs", json=huge, headers=employer), 422)
     listed = await client.get("/api/v1/organizations", params={"q": "%_' OR 1=1"}, headers=employer)
     assert listed.status_code == 200
+    wildcard = await client.get("/api/v1/organizations", params={"q": "%"}, headers=employer)
+    assert wildcard.json()["total"] == 0  # % is a character to look for, not a wildcard
     assert (
         await client.get("/api/v1/jobs", params={"queue": "true"}, headers=employer)
     ).status_code == 403
