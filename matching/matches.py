@@ -24,7 +24,7 @@ from marketplace.crypto import DataCipher
 from marketplace.errors import NotFound
 from marketplace.jobs.models import Job, JobStatus
 from marketplace.placements import cards
-from marketplace.placements.candidates import POOL, PoolQuery, pool
+from marketplace.placements.candidates import POOL, PoolQuery, pool, under
 from marketplace.placements.models import (
     CandidateOut,
     ComponentOut,
@@ -272,12 +272,18 @@ async def matches(
     reach = await scope.reach(session, actor)
     worker = await scope.load(session, reach, worker_id)
     profile = worker_profile(worker)
-    jobs = await _job_pool(session, worker)
+    # Rank on the columns ranking reads; load whole jobs for the page only.
     ranked = sorted(
-        ((j, score(profile, job_profile(j), now=now, today=today)) for j in jobs),
-        key=lambda pair: (-pair[1].score, pair[0].id or 0),
+        (
+            (job_id, score(profile, job, now=now, today=today))
+            for job_id, job in await _job_pool(session, worker)
+        ),
+        key=lambda pair: (-pair[1].score, pair[0]),
     )
-    page = ranked[offset : offset + limit]
+    chosen = ranked[offset : offset + limit]
+    rows = await session.execute(select(Job).where(col(Job.id).in_([i for i, _ in chosen])))
+    by_id = {j.id: j for j in rows.scalars()}
+    page = [(by_id[i], result) for i, result in chosen if i in by_id]
     recs = await _recommendations(
         session, job_ids=[j.id for j, _ in page if j.id is not None], worker_ids=[worker_id]
     )
@@ -299,7 +305,22 @@ async def matches(
     return items, len(ranked)
 
 
-async def _job_pool(session: AsyncSession, worker: Worker, *, limit: int = POOL) -> list[Job]:
+_JOB_COLUMNS = (
+    col(Job.id),
+    col(Job.occupation_code),
+    col(Job.title),
+    col(Job.work_region_code),
+    col(Job.wage_min_fen),
+    col(Job.wage_max_fen),
+    col(Job.wage_unit),
+    col(Job.starts_on),
+    col(Job.certificates_required),
+)
+
+
+async def _job_pool(
+    session: AsyncSession, worker: Worker, *, limit: int = POOL
+) -> list[tuple[int, JobProfile]]:
     """Published jobs of the worker's occupations (then their families), nearest
     district first, bounded; a worker who stays local gets their district's only."""
     tax = load_taxonomy()
@@ -309,7 +330,7 @@ async def _job_pool(session: AsyncSession, worker: Worker, *, limit: int = POOL)
     family = {o.key for k in own for o in tax.family(tax.get(k).family)}  # type: ignore[union-attr]
     related = sorted(family - set(own))
     home = (worker.current_region_code or worker.hukou_village_code)[:6]
-    found: dict[int, Job] = {}
+    found: dict[int, JobProfile] = {}
     steps: list[tuple[list[str], str | None]] = [(own, home), (own, None)]
     steps += [(related, home), (related, None)]
     for keys, prefix in steps:
@@ -317,15 +338,26 @@ async def _job_pool(session: AsyncSession, worker: Worker, *, limit: int = POOL)
             continue
         if worker.mobility == "local" and prefix is None:
             continue
-        stmt = select(Job).where(
-            col(Job.status) == JobStatus.published, col(Job.occupation_code).in_(keys)
+        stmt = select(*_JOB_COLUMNS).where(
+            # `status || ''` keeps the planner off the status index (most jobs are
+            # published): the occupation index is the selective one.
+            col(Job.status).concat("") == JobStatus.published,
+            col(Job.occupation_code).in_(keys),
         )
         if prefix:
-            stmt = stmt.where(col(Job.work_region_code).startswith(prefix))
+            stmt = stmt.where(*under(col(Job.work_region_code), prefix))
         if found:
             stmt = stmt.where(col(Job.id).not_in(list(found)))
-        stmt = stmt.order_by(col(Job.starts_on).desc()).limit(limit - len(found))
-        for job in (await session.execute(stmt)).scalars():
-            if job.id is not None:
-                found[job.id] = job
-    return list(found.values())
+        stmt = stmt.limit(limit - len(found))
+        for row in (await session.execute(stmt)).all():
+            found[int(row.id)] = JobProfile(
+                occupation_code=row.occupation_code,
+                title=row.title,
+                region_code=row.work_region_code,
+                wage_min_fen=row.wage_min_fen,
+                wage_max_fen=row.wage_max_fen,
+                wage_unit=row.wage_unit,
+                starts_on=row.starts_on,
+                certificates_required=tuple(row.certificates_required or ()),
+            )
+    return list(found.items())

@@ -262,16 +262,10 @@ def _job(
 ) -> Job:
     kind = rng.choice(TITLES)
     state = _state(rng)
-    low = kind.low + rng.randrange(
-        0, max(1, (kind.high - kind.low) // 2), 100 if kind.unit != "piece" else 10
-    )
-    high = max(
-        low,
-        kind.high
-        - rng.randrange(
-            0, max(1, (kind.high - kind.low) // 3), 100 if kind.unit != "piece" else 10
-        ),
-    )
+    step = {"month": 10_000, "day": 1_000, "hour": 100}.get(kind.unit, 10)  # round figures
+    spread = (kind.high - kind.low) // step
+    low = kind.low + step * rng.randrange(0, max(1, spread // 2))
+    high = max(low, kind.high - step * rng.randrange(0, max(1, spread // 3)))
     if state == JobStatus.expired:
         starts = today - timedelta(days=rng.randrange(60, 150))
         ends: date | None = today - timedelta(days=rng.randrange(1, 30))

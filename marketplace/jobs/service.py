@@ -46,6 +46,13 @@ EVENT = "job.changed"
 # What a published job may still change without a new review.
 LOGISTICS_FIELDS = frozenset({"headcount", "ends_on", "contact", "pay_day"})
 _CITY_ELSEWHERE = re.compile(r"^\d{6}$")
+# Columns that cannot be cleared with null in a PATCH.
+_REQUIRED = frozenset(
+    {
+        "headcount", "wage_min_fen", "wage_max_fen", "wage_unit", "starts_on", "title",
+        "work_region_code", "board", "lodging", "social_insurance",
+    }
+)  # fmt: skip
 
 
 class JobOccupations(Protocol):
@@ -143,15 +150,9 @@ async def _apply(
     if "wage_unit" in values and values["wage_unit"] is not None:
         values["wage_unit"] = str(values["wage_unit"].value)
     for field, value in values.items():
-        if value is None and field in (
-            "headcount",
-            "wage_min_fen",
-            "wage_max_fen",
-            "wage_unit",
-            "starts_on",
-            "title",
-            "work_region_code",
-        ):
+        if value is None and field == "description":
+            value = ""
+        elif value is None and field in _REQUIRED:
             raise Invalid(field, "此项不能为空")
         setattr(job, field, value)
     if "title" in values or "occupation_code" in values:

@@ -252,7 +252,10 @@ async def list_organizations(
         where.append(col(Organization.kind) == kind)
     if q:
         where.append(
-            or_(col(Organization.name).contains(q.strip()), col(Organization.credit_code) == q)
+            or_(
+                col(Organization.name).contains(q.strip(), autoescape=True),
+                col(Organization.credit_code) == q,
+            )
         )
     return await fetch_page(
         session, Organization, where, order_by=col(Organization.id).desc(), limit=limit,

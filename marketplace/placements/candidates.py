@@ -13,13 +13,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import ColumnElement, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from marketplace.events import OutboxEvent
 from marketplace.placements.models import WorkerOccupation
+from marketplace.regions.models import CITY_CODE
 from marketplace.workers.models import EmploymentStatus, Worker
 
 # Ranked per job: enough for a broker's or employer's first screens (the best 200 by the
@@ -70,7 +72,7 @@ HANDLERS = {"worker.changed": on_worker_changed}
 
 async def rebuild(session: AsyncSession, *, batch: int = 20_000) -> int:
     """Every live worker's rows, from scratch; returns the number of rows. Reads plain
-    columns (no ORM objects): a million workers take about a minute on SQLite."""
+    columns (no ORM objects); 1.8 million rows for a million workers (bench/RESULTS.md)."""
     await session.execute(delete(WorkerOccupation))
     columns = (
         col(Worker.id),
@@ -112,6 +114,12 @@ async def rebuild(session: AsyncSession, *, batch: int = 20_000) -> int:
         last = int(chunk[-1][0] or last)
 
 
+def under(column: Any, prefix: str) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    """Codes starting with ``prefix`` as a range both databases answer from an index
+    (a LIKE with a bound pattern is never one on SQLite): 500101 <= code < 500102."""
+    return column >= prefix, column < prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
 @dataclass(frozen=True)
 class PoolQuery:
     """Which workers may be candidates: occupations (the job's own first, then its
@@ -150,13 +158,16 @@ async def pool(session: AsyncSession, query: PoolQuery) -> list[int]:
             stmt = stmt.where(col(WorkerOccupation.consent).is_(True))
         if query.villages is not None:
             stmt = stmt.where(col(WorkerOccupation.village_code).in_(sorted(query.villages)))
-        if query.region_prefix:
-            stmt = stmt.where(col(WorkerOccupation.village_code).startswith(query.region_prefix))
-        if prefix:
-            stmt = stmt.where(col(WorkerOccupation.village_code).startswith(prefix))
+        for code_prefix in (query.region_prefix, prefix):
+            if code_prefix and len(code_prefix) > len(CITY_CODE):  # all codes are the city's
+                stmt = stmt.where(*under(col(WorkerOccupation.village_code), code_prefix))
         if found:
             stmt = stmt.where(col(WorkerOccupation.worker_id).not_in(list(found)))
-        stmt = stmt.order_by(col(WorkerOccupation.verified_at).desc()).limit(want)
+        if keys is query.exact:
+            # The freshest records of the job's own occupation (an index range scan);
+            # related occupations are a fallback and take any.
+            stmt = stmt.order_by(col(WorkerOccupation.verified_at).desc())
+        stmt = stmt.limit(want)
         for worker_id in (await session.execute(stmt)).scalars():
             found.setdefault(worker_id, None)
     return list(found)

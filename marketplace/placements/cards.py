@@ -79,6 +79,7 @@ def worker_card(
         occupation_names=occupation_names,
         certificates=[str(c.get("type", "")) for c in worker.certificates],
         masked=masked,
+        consent=worker.consent_to_recommend,
     )
 
 

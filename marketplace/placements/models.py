@@ -148,6 +148,7 @@ class WorkerOccupation(SQLModel, table=True):
     __tablename__ = "worker_occupation"
     __table_args__ = (
         Index("ix_worker_occupation_pick", "occupation_key", "consent", "verified_at"),
+        Index("ix_worker_occupation_recent", "occupation_key", "verified_at"),
         Index("ix_worker_occupation_village", "occupation_key", "village_code"),
     )
 
@@ -194,6 +195,7 @@ class WorkerCard(SQLModel):
     occupation_names: list[str]
     certificates: list[str]
     masked: bool
+    consent: bool  # to being recommended; without it a broker may not recommend
 
 
 class JobCard(SQLModel):

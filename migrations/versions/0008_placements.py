@@ -132,6 +132,7 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_worker_occupation_pick", ["occupation_key", "consent", "verified_at"]
         )
+        batch_op.create_index("ix_worker_occupation_recent", ["occupation_key", "verified_at"])
         batch_op.create_index("ix_worker_occupation_village", ["occupation_key", "village_code"])
 
 

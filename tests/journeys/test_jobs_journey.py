@@ -291,3 +291,43 @@ async def test_bad_job_input_names_the_field_and_stores_nothing(
     other = await login(await make_account("employer", YUZHONG))
     refused(await client.post("/api/v1/jobs", json=job(org["id"]), headers=other), 403)
     assert date.fromisoformat(listed["items"][0]["starts_on"]) > TODAY
+
+
+async def test_odd_input_is_refused_by_field_never_a_500(
+    client: Client, login: Any, make_account: Any
+) -> None:
+    employer = await login(await make_account("employer", YUZHONG))
+    org = (
+        await client.post(
+            "/api/v1/organizations", json=organization("employer", 12), headers=employer
+        )
+    ).json()
+    draft = (await client.post("/api/v1/jobs", json=job(org["id"]), headers=employer)).json()
+    path = f"/api/v1/jobs/{draft['id']}"
+    for body, field in (
+        ({"board": None}, "board"),
+        ({"title": None}, "title"),
+        ({"wage_unit": None}, "wage_unit"),
+        ({"headcount": 0}, None),
+        ({"certificates_required": ["证" * 40]}, "certificates_required"),
+        ({"starts_on": "2026-02-30"}, None),
+        ({"work_region_code": "50abc"}, "work_region_code"),
+    ):
+        response = await client.patch(path, json=body, headers=employer)
+        refused(response, 422, field)
+    cleared = await client.patch(
+        path, json={"description": None, "title": "🔧电焊工' OR 1=1 --"}, headers=employer
+    )
+    assert cleared.status_code == 200, cleared.text
+    assert cleared.json()["description"] == ""
+    long = job(org["id"], description="岗" * 5001)
+    refused(await client.post("/api/v1/jobs", json=long, headers=employer), 422)
+    huge = job(2**40)
+    refused(await client.post("/api/v1/jobs", json=huge, headers=employer), 422)
+    listed = await client.get("/api/v1/organizations", params={"q": "%_' OR 1=1"}, headers=employer)
+    assert listed.status_code == 200
+    wildcard = await client.get("/api/v1/organizations", params={"q": "%"}, headers=employer)
+    assert wildcard.json()["total"] == 0  # % is a character to look for, not a wildcard
+    assert (
+        await client.get("/api/v1/jobs", params={"queue": "true"}, headers=employer)
+    ).status_code == 403

@@ -50,6 +50,7 @@ async def test_recommendation_to_wage_report(
     by_id = {c["worker"]["id"]: c for c in mine.json()["items"]}
     assert set(by_id) == {s.worker_id, s.silent_worker_id}  # the broker's own, named
     assert by_id[s.worker_id]["worker"]["name"] == "张一"
+    assert by_id[s.silent_worker_id]["worker"]["consent"] is False
 
     seen = await client.get(f"/api/v1/jobs/{s.job_id}/candidates", headers=employer)
     assert seen.status_code == 200, seen.text

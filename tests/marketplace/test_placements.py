@@ -1,5 +1,8 @@
 """Recommendations to placements: attribution, consent and scope refusals, the order of
-states, the events, the first-wage follow-up and the job-match rate."""
+states, the events, the first-wage follow-up and the job-match rate.
+
+SQL that differs between the databases (the partial unique index, row locks, FILTER
+aggregates, the prefilter's ordering) runs on both; plain rule checks on SQLite only."""
 
 from __future__ import annotations
 
@@ -104,6 +107,7 @@ async def test_first_recommender_holds_the_worker_for_seven_days(scene: Scene) -
     assert old.status == "lapsed"
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_window_over_but_employer_already_acting_still_refuses(scene: Scene) -> None:
     first = await recommend(scene, scene.broker_a)
     assert first.id is not None
@@ -133,6 +137,7 @@ async def test_a_second_recommendation_is_refused_by_the_database_too(
 # --- consent and scope ---------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_refusals_consent_scope_role_and_job_state(scene: Scene) -> None:
     with pytest.raises(Conflict, match="未同意被推荐") as refused:
         await recommend(scene, scene.broker_a, scene.silent_worker_id)
@@ -200,6 +205,7 @@ async def test_states_in_order_to_a_placement_and_its_event(scene: Scene) -> Non
         await move(scene, scene.broker_a, rec.id, "withdrawn")
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_withdrawal_and_no_show_are_recorded(scene: Scene) -> None:
     rec = await recommend(scene, scene.broker_a)
     assert rec.id is not None
@@ -278,6 +284,7 @@ async def test_unpaid_first_wage_opens_an_arrears_case(scene: Scene) -> None:
     assert "欠薪未结 1 起" in standing.summary
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_paid_in_full_opens_no_case(scene: Scene) -> None:
     start = date.today() - timedelta(days=40)
     placement_id = await _placed(scene, start)
@@ -378,6 +385,7 @@ async def test_prefilter_follows_the_register_and_rebuilds_the_same(scene: Scene
     assert pool == [scene.worker_id]
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_demo_recommendations_once(scene: Scene) -> None:
     async with unit_of_work(scene.sessions) as session:
         added = await placements_demo.demo_placements(session, seed=1)

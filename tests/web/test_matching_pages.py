@@ -15,7 +15,10 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketplace.crypto import DataCipher
+from marketplace.db import unit_of_work
 from marketplace.dispatcher import drain
+from marketplace.placements import service
+from marketplace.placements.models import RecommendationCreate, StatusChange
 from tests.marketplace import placements_scene
 from tests.web.test_pages import _csrf, page_login
 
@@ -104,3 +107,54 @@ async def test_broker_recommends_in_two_taps_and_the_employer_hires(
     await page_login(client, s.accounts["a"])
     broker_home = await client.get("/matching")
     assert "开工后可确认到岗" in broker_home.text
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_broker_reports_an_unpaid_first_wage_on_the_page(
+    client: Client,
+    make_account: Any,
+    sessions: async_sessionmaker[AsyncSession],
+    cipher: DataCipher,
+) -> None:
+    s = await placements_scene.build(sessions, make_account, cipher)
+    start = date.today() - timedelta(days=40)
+    async with unit_of_work(sessions) as session:
+        rec = await service.recommend(
+            session=session,
+            actor=s.broker_a,
+            data=RecommendationCreate(job_id=s.job_id, worker_id=s.worker_id),
+        )
+    assert rec.id is not None
+    for actor, status in (
+        (s.employer, "shortlisted"),
+        (s.employer, "hired"),
+        (s.broker_a, "onboarded"),
+    ):
+        async with unit_of_work(sessions) as session:
+            changed = await service.change_status(
+                session=session,
+                actor=actor,
+                recommendation_id=rec.id,
+                data=StatusChange(status=status, starts_on=start),  # type: ignore[arg-type]
+                today=date.today(),
+            )
+    assert changed.placement is not None
+    await page_login(client, s.accounts["a"])
+    home = await client.get("/matching")
+    assert "首月工资回访" in home.text
+    action = f"/matching/placements/{changed.placement.id}/wage-report"
+    assert action in home.text
+    token = await _csrf(client, "/matching")
+    bad = await client.post(
+        action,
+        data={"paid": "unpaid", "owed_yuan": "三千", "back": "/matching", "_csrf_token": token},
+        follow_redirects=False,
+    )
+    assert "error=欠薪金额请填数字" in unquote(bad.headers["location"])
+    good = await client.post(
+        action,
+        data={"paid": "unpaid", "owed_yuan": "3000", "back": "/matching", "_csrf_token": token},
+        follow_redirects=False,
+    )
+    assert "ok=已登记欠薪" in unquote(good.headers["location"])
+    assert "欠薪已登记" in (await client.get("/matching")).text

@@ -128,12 +128,12 @@ async def test_broker_home_shows_village(client: Client, make_account) -> None:
     assert (await client.get("/regions", follow_redirects=True)).status_code == 403
 
 
-async def test_employer_home_says_what_is_coming(client: Client, make_account) -> None:
+async def test_employer_home_leads_to_its_jobs(client: Client, make_account) -> None:
     employer = await make_account("employer", YUZHONG)
     await page_login(client, employer)
     home = await client.get("/")
-    assert "即将开放" in home.text
-    assert "发布用工需求" in home.text
+    assert 'href="/jobs">本单位岗位</a>' in home.text
+    assert "即将开放" not in home.text
 
 
 async def test_district_admin_logs_in_with_totp_and_sees_coverage(

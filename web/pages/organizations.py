@@ -11,7 +11,9 @@ from litestar.params import QueryParameter, URLEncodedBody
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 from pydantic import BaseModel, ValidationError
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from marketplace.access import Actor, can
 from marketplace.errors import DomainError, Forbidden, Invalid
@@ -21,11 +23,13 @@ from marketplace.organizations.models import (
     STATUS_LABELS,
     AuthorizationCreate,
     MemberAdd,
+    Organization,
     OrganizationCreate,
     OrganizationKind,
     OrganizationStatus,
     VerifyRequest,
 )
+from marketplace.regions.models import Region
 from web.auth import requires_login
 from web.deps import CurrentActor, Db, Paging, RowId
 from web.pages.base import field_errors, is_htmx, refuse_in_form, render
@@ -212,6 +216,19 @@ async def _org_page(
     may_verify = can(actor, "organization.verify", region_code=org.region_code)
     may_manage = can(actor, "organization.manage_members", region_code=org.region_code)
     may_authorize = org.kind == "employer" and (member or may_manage)
+    grants = (
+        await orgs.authorizations(session=db, actor=actor, organization_id=organization_id)
+        if member or may_manage or mine is not None
+        else []
+    )
+    partners = {g.agency_id for g in grants} | {g.employer_id for g in grants}
+    names = {
+        o.id: o.name
+        for o in (
+            await db.execute(select(Organization).where(col(Organization.id).in_(partners or {0})))
+        ).scalars()
+    }
+    region = await db.get(Region, org.region_code)
     return await _show(
         request,
         db,
@@ -225,9 +242,9 @@ async def _org_page(
         members=await orgs.members(session=db, actor=actor, organization_id=organization_id)
         if member or may_manage
         else [],
-        grants=await orgs.authorizations(session=db, actor=actor, organization_id=organization_id)
-        if member or may_manage or (mine is not None)
-        else [],
+        grants=grants,
+        names=names,
+        region_name=region.name if region else org.region_code,
         notice=notice,
         errors=errors or {},
     )
