@@ -154,3 +154,43 @@ async def test_officer_and_broker_pages(client: Any, make_account: Any) -> None:
     shown = await client.get(check_path)
     assert "复查不通过" in shown.text
     assert "回访未举办" in shown.text
+
+
+async def test_rates_and_district_settings_pages(client: Any, make_account: Any) -> None:
+    city = await make_account("city_admin", "50")
+    admin = await make_account("district_admin", YUZHONG)
+    await page_login(client, city)
+    token = await _csrf(client, "/tasks/types")
+    bad = await client.post(
+        "/tasks/types/policy_outreach", data={"rate_yuan": "两百", "_csrf_token": token}
+    )
+    assert bad.status_code == 422
+    assert "请填写补贴标准" in bad.text
+    ok = await client.post(
+        "/tasks/types/policy_outreach",
+        data={"rate_yuan": "250.50", "_csrf_token": token},
+        follow_redirects=False,
+    )
+    assert ok.status_code == 303
+    shown = await client.get("/tasks/types")
+    assert "250.50 元/场" in shown.text
+    assert "第 2 版" in shown.text
+    assert "第 1 版 200.00 元" in shown.text
+
+    await page_login(client, admin)
+    page = await client.get("/tasks/types")
+    assert "保存为新版本" not in page.text  # rates are the city's
+    token = await _csrf(client, "/tasks/types")
+    refused = await client.post(
+        "/tasks/types/policy_outreach", data={"rate_yuan": "1", "_csrf_token": token}
+    )
+    assert refused.status_code == 403
+    saved = await client.post(
+        "/tasks/settings",
+        data={"township_check": "1", "claim_limit": "3", "_csrf_token": token},
+        follow_redirects=False,
+    )
+    assert saved.status_code == 303
+    again = await client.get("/tasks/types")
+    assert 'name="township_check" value="1" checked' in again.text
+    assert 'value="3"' in again.text

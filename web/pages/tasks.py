@@ -20,7 +20,7 @@ from sqlmodel import col
 
 from marketplace.access import Actor, Role, can
 from marketplace.db import begin_write
-from marketplace.errors import DomainError, NotFound
+from marketplace.errors import DomainError, Invalid, NotFound
 from marketplace.funding import funding_label
 from marketplace.regions.models import Region
 from marketplace.tasks import evidence, rules, spotchecks, submissions
@@ -36,9 +36,10 @@ from marketplace.tasks.models import (
     SpotCheckResult,
     TaskCreate,
     TaskType,
+    TaskTypeUpdate,
 )
 from marketplace.workers.models import Worker
-from web.api.tasks import MAX_SUBMISSION_BYTES, evidence_response, parse_submission
+from web.api.tasks import MAX_SUBMISSION_BYTES, TypeCode, evidence_response, parse_submission
 from web.auth import requires_login
 from web.deps import CurrentActor, Db, Paging, RowId
 from web.pages.base import field_errors, refuse_in_form, render
@@ -539,8 +540,106 @@ async def spot_check_record(
     return Redirect(f"/spot-checks/{spot_check_id}", status_code=HTTP_303_SEE_OTHER)
 
 
+# --- task types and district settings ------------------------------------------------------
+
+
+async def _types_page(
+    request: Request[Any, Any, Any],
+    db: AsyncSession,
+    actor: Actor,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+    notice: str | None = None,
+) -> Template:
+    rows = await tasks.list_types(session=db, actor=actor, all_versions=True)
+    current = [t for t in rows if t.current]
+    history: dict[str, list[TaskType]] = {}
+    for t in rows:
+        if not t.current:
+            history.setdefault(t.code, []).append(t)
+    setting = None
+    if can(actor, "task.settings") and len(actor.region_code) == 6:
+        setting = await tasks.district_setting(db, actor.region_code)
+    return await _show(
+        request,
+        db,
+        "tasks/types.html",
+        current=current,
+        history=history,
+        can_manage=can(actor, "task_type.manage"),
+        setting=setting,
+        errors=errors or {},
+        notice=notice,
+        status_code=status_code,
+    )
+
+
+@get("/tasks/types", guards=[requires_login], include_in_schema=False)
+async def types_page(
+    request: Request[Any, Any, Any],
+    db: Db,
+    actor: CurrentActor,
+    saved: Annotated[str | None, QueryParameter(max_length=16)] = None,
+) -> Template:
+    notice = {"rate": "已保存为新版本；此后发布的任务按新标准计。", "settings": "设置已保存。"}
+    return await _types_page(request, db, actor, notice=notice.get(saved or ""))
+
+
+@post("/tasks/types/{type_code:str}", guards=[requires_login], include_in_schema=False)
+async def type_update(
+    request: Request[Any, Any, Any], db: Db, actor: CurrentActor, type_code: TypeCode
+) -> Response[Any] | Template:
+    form = await request.form()
+    raw = str(form.get("rate_yuan") or "").strip()
+    try:
+        fen = round(float(raw) * 100) if raw else -1
+    except ValueError:
+        fen = -1
+    try:
+        if fen < 0:
+            raise Invalid("rate_fen", "请填写补贴标准（元，可带两位小数）")
+        await tasks.update_type(
+            session=db, actor=actor, code=type_code, data=TaskTypeUpdate(rate_fen=fen)
+        )
+    except ValidationError as exc:
+        await refuse_in_form(request, db, 422)
+        errors = {f"{type_code}:{k}": v for k, v in field_errors(exc).items()}
+        return await _types_page(request, db, actor, errors, 422)
+    except DomainError as exc:
+        await refuse_in_form(request, db, exc)
+        return await _types_page(
+            request, db, actor, {f"{type_code}:{exc.field}": exc.message}, exc.status
+        )
+    return Redirect("/tasks/types?saved=rate", status_code=HTTP_303_SEE_OTHER)
+
+
+@post("/tasks/settings", guards=[requires_login], include_in_schema=False)
+async def settings_update(
+    request: Request[Any, Any, Any], db: Db, actor: CurrentActor
+) -> Response[Any] | Template:
+    form = await request.form()
+    raw = str(form.get("claim_limit") or "").strip()
+    try:
+        if not raw.isdigit() or not 1 <= int(raw) <= 200:
+            raise Invalid("claim_limit", "领取上限应为 1–200 的整数")
+        await tasks.set_district_setting(
+            session=db,
+            actor=actor,
+            region_code=actor.region_code,
+            township_check=form.get("township_check") == "1",
+            claim_limit=int(raw),
+        )
+    except DomainError as exc:
+        await refuse_in_form(request, db, exc)
+        return await _types_page(request, db, actor, {exc.field or "_": exc.message}, exc.status)
+    return Redirect("/tasks/types?saved=settings", status_code=HTTP_303_SEE_OTHER)
+
+
 PAGES = [
     tasks_page,
+    types_page,
+    type_update,
+    settings_update,
     task_new,
     task_publish,
     review_queue_page,
