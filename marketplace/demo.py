@@ -75,6 +75,10 @@ async def load_demo(
             logins.extend(await _district_accounts(session, cipher, district, villages))
             await _brokers(session, district, villages, rng, fake)
         await demo_workers(session, cipher, seed=seed)
+        # Billing's demo lives with billing (imported here only, like matching above).
+        from billing.demo import demo_billing
+
+        await demo_billing(session, cipher, seed=seed, districts=tuple(d.code for d in DISTRICTS))
     return logins
 
 

@@ -626,6 +626,13 @@ PAGE_RULES: dict[tuple[str, str], PageRule] = {
     ("POST", "/inbox"): PageRule(anon=403),
     ("GET", "/workers"): PageRule(anon=302),
     ("POST", "/workers"): PageRule(anon=403),
+    # Billing pages (finance, auditors; brokers' earnings; employers' fee payment).
+    ("GET", "/finance"): PageRule(anon=302),
+    ("POST", "/finance"): PageRule(anon=403),
+    ("GET", "/earnings"): PageRule(anon=302),
+    ("POST", "/earnings"): PageRule(anon=403),
+    ("GET", "/fees"): PageRule(anon=302),
+    ("POST", "/fees"): PageRule(anon=403),
 }
 
 

@@ -4,6 +4,20 @@ from litestar.types import ControllerRouterHandler
 
 from web.pages.audit import audit_page, audit_verify
 from web.pages.auth import login_page, login_submit, logout_submit, otp_submit
+from web.pages.earnings import earnings_bank, earnings_page, fee_page, fee_pay
+from web.pages.finance import (
+    finance_appropriate,
+    finance_approve_appropriation,
+    finance_approve_transfer,
+    finance_bank_file,
+    finance_batch,
+    finance_batch_approve,
+    finance_batch_execute,
+    finance_build_batch,
+    finance_home,
+    finance_open_pool,
+    finance_reconciliation,
+)
 from web.pages.home import home
 from web.pages.inbox import inbox_mark_all_read, inbox_mark_read, inbox_page
 from web.pages.regions import region_page, regions_root, set_population, village_row
@@ -61,4 +75,19 @@ PAGE_ROUTES: list[ControllerRouterHandler] = [
     import_page,
     import_template,
     import_upload,
+    finance_home,
+    finance_open_pool,
+    finance_appropriate,
+    finance_approve_appropriation,
+    finance_approve_transfer,
+    finance_build_batch,
+    finance_batch,
+    finance_batch_approve,
+    finance_batch_execute,
+    finance_bank_file,
+    finance_reconciliation,
+    earnings_page,
+    earnings_bank,
+    fee_page,
+    fee_pay,
 ]
