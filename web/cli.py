@@ -494,7 +494,7 @@ def billing_welfare_posts(period: str) -> None:
 @click.option("--user", "username", required=True, help="执行的财务人员用户名（须非生成人）")
 @friendly
 def billing_execute_batch(batch_id: int, username: str) -> None:
-    """线上执行已审核的发放批次，每付一位经纪人提交一次：中断后重跑，不重付不漏付。"""
+    """线上执行已审核的发放批次，每 200 位经纪人提交一次：中断后重跑，不重付不漏付。"""
     from sqlalchemy import select
     from sqlmodel import col
 
