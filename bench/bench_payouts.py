@@ -51,7 +51,7 @@ async def prepare(factory, cipher: DataCipher, brokers: int) -> tuple[Actor, Act
         for n in (1, 2):
             user = User(
                 username=f"bench_fin_{n}", display_name="财务", role="finance",
-                region_code=DISTRICT, password_hash="x",
+                region_code=DISTRICT, password_hash="x",  # noqa: S106  (never logs in)
             )  # fmt: skip
             session.add(user)
             await session.flush()

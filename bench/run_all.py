@@ -11,7 +11,13 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["bench_foundation.py", "bench_workers_import.py"]
+BENCHMARKS = [
+    "bench_foundation.py",
+    "bench_workers_import.py",
+    "bench_ledger.py",
+    "bench_payouts.py",
+    "bench_reconciliation.py",
+]
 
 
 def main() -> int:
