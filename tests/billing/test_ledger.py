@@ -282,3 +282,15 @@ async def test_post_many_replays_refuses_conflicts_and_names_an_overdraft(
             await ledger.post_many(session, [draw(10, 300), draw(11, 300)])
         assert await ledger.current_balance(session, a["pool"]) == 100
         await check_ledger_invariants(session)
+
+
+async def test_amounts_beyond_32_bits(factory: async_sessionmaker[AsyncSession]) -> None:
+    """A city's yearly appropriation (¥5 billion) fits: amounts and balances are BIGINT."""
+    async with unit_of_work(factory) as session:
+        a = await _accounts(session)
+        await ledger.post(
+            session, key="big", ledger=Ledger.subsidy, kind="fund", lines=_fund(a, 500_000_000_000)
+        )
+    async with factory() as session:
+        assert await ledger.current_balance(session, a["pool"]) == 500_000_000_000
+        assert await ledger.balance_as_of(session, a["pool"], None) == 500_000_000_000
