@@ -7,8 +7,9 @@ transfers), reserved, voided, paid, reversed (owed back after payment), recovere
     closing  = opening + appropriations − paid + recovered
     reserved_closing = reserved_opening + reserved − voided − paid
 
-checked against the account balances as of the end. One grouped query over the
-postings of the period, one for the opening balances: fast on millions of rows.
+from one grouped pass over the postings since the period's start: closing = the
+accounts' balances minus what moved after the period, opening = closing minus what
+moved inside it.
 """
 
 from __future__ import annotations
