@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, Index, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 import marketplace.models  # noqa: F401  (the tables these refer to)
@@ -48,7 +48,7 @@ class Appropriation(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     pool_id: int = Field(foreign_key="fund_pool.id", index=True)
-    amount_fen: int
+    amount_fen: int = Field(sa_type=BigInteger)
     document_no: str = Field(max_length=64)
     document_date: date
     note: str = Field(default="", max_length=500)
@@ -71,7 +71,7 @@ class PoolTransfer(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     from_pool_id: int = Field(foreign_key="fund_pool.id", index=True)
     to_pool_id: int = Field(foreign_key="fund_pool.id", index=True)
-    amount_fen: int
+    amount_fen: int = Field(sa_type=BigInteger)
     document_no: str = Field(max_length=64)
     note: str = Field(default="", max_length=500)
     status: str = Field(default=RequestStatus.pending, max_length=16)
@@ -128,8 +128,8 @@ class Subsidy(SQLModel, table=True):
     district_code: str = Field(max_length=6)
     source: str = Field(max_length=40)
     quantity: int = 0
-    rate_fen: int = 0
-    amount_fen: int
+    rate_fen: int = Field(default=0, sa_type=BigInteger)
+    amount_fen: int = Field(sa_type=BigInteger)
     status: str = Field(max_length=16)
     approved_at: datetime = Field(sa_type=UTCDateTime)
     reserved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -166,9 +166,9 @@ class PayoutBatch(SQLModel, table=True):
     created_by: int | None = Field(default=None, foreign_key="user_account.id")
     approved_by: int | None = Field(default=None, foreign_key="user_account.id")
     executed_by: int | None = Field(default=None, foreign_key="user_account.id")
-    gross_fen: int = 0
-    netted_fen: int = 0
-    net_fen: int = 0
+    gross_fen: int = Field(default=0, sa_type=BigInteger)
+    netted_fen: int = Field(default=0, sa_type=BigInteger)
+    net_fen: int = Field(default=0, sa_type=BigInteger)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     approved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     executed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -183,9 +183,9 @@ class PayoutLine(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     batch_id: int = Field(foreign_key="payout_batch.id", index=True)
     broker_id: int = Field(foreign_key="broker.id")
-    gross_fen: int
-    netted_fen: int = 0
-    net_fen: int
+    gross_fen: int = Field(sa_type=BigInteger)
+    netted_fen: int = Field(default=0, sa_type=BigInteger)
+    net_fen: int = Field(sa_type=BigInteger)
     status: str = Field(default="pending", max_length=16)  # pending | paid
     reference: str | None = Field(default=None, max_length=128)
     paid_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -217,13 +217,13 @@ class MarketFee(SQLModel, table=True):
     job_id: int | None = None
     organization_id: int | None = None
     broker_id: int | None = Field(default=None, foreign_key="broker.id")
-    amount_fen: int
+    amount_fen: int = Field(sa_type=BigInteger)
     broker_share_bp: int = 0
     status: str = Field(default="due", max_length=16)  # due | processing | succeeded | refunded
     payment_intent_id: str | None = Field(default=None, max_length=64, unique=True)
     client_secret: str | None = Field(default=None, max_length=128)
     charge_id: str | None = Field(default=None, max_length=64)
-    refunded_fen: int = 0
+    refunded_fen: int = Field(default=0, sa_type=BigInteger)
     entry_id: int | None = Field(default=None, foreign_key="ledger_entry.id")
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     paid_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -26,9 +26,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from billing import accounts
 from billing.ledger import service as ledger
-from billing.ledger.models import Ledger, Side
+from billing.ledger.models import Ledger, LedgerAccount, Side
 from billing.models import (
     BatchStatus,
     BrokerBankAccount,
@@ -168,12 +167,23 @@ async def build(
         gross[s.broker_id][s.source] += s.amount_fen
         s.batch_id = batch.id
         session.add(s)
+    owed_by = {
+        (a.broker_id, a.source): a.balance_fen
+        for a in (
+            await session.execute(
+                select(LedgerAccount).where(
+                    col(LedgerAccount.kind) == "broker_receivable",
+                    col(LedgerAccount.district_code) == data.district_code,
+                    col(LedgerAccount.balance_fen) > 0,
+                )
+            )
+        ).scalars()
+    }
     lines = []
     for broker_id, by_source in gross.items():
         netted = 0
         for source, amount in by_source.items():
-            owed = await _receivable_balance(session, broker_id, data.district_code, source)
-            netted += min(owed, amount)
+            netted += min(owed_by.get((broker_id, source), 0), amount)
         total = sum(by_source.values())
         lines.append(
             PayoutLine(
@@ -275,64 +285,89 @@ async def lines_of(session: AsyncSession, batch_id: int) -> list[PayoutLine]:
     return list(rows.scalars())
 
 
-async def _pay_line(session: AsyncSession, batch: PayoutBatch, line: PayoutLine, ref: str) -> None:
-    subsidies = list(
-        (
+async def _pay_lines(
+    session: AsyncSession, batch: PayoutBatch, lines: list[PayoutLine], refs: dict[int, str]
+) -> None:
+    """Pay ``lines`` in a few statements: their entries (one per line and source, keyed
+    by the line), the subsidies' and the lines' ``paid`` status, all in the caller's
+    transaction, so they are written together or not at all."""
+    if not lines:
+        return
+    broker_ids = [ln.broker_id for ln in lines]
+    subsidies: dict[tuple[int, str], list[Subsidy]] = defaultdict(list)
+    for s in (
+        await session.execute(
+            select(Subsidy)
+            .where(col(Subsidy.batch_id) == batch.id, col(Subsidy.broker_id).in_(broker_ids))
+            .order_by(col(Subsidy.id))
+        )
+    ).scalars():
+        subsidies[(s.broker_id, s.source)].append(s)
+    by_source = {
+        p.source: p
+        for p in (
             await session.execute(
-                select(Subsidy)
-                .where(col(Subsidy.batch_id) == batch.id, col(Subsidy.broker_id) == line.broker_id)
-                .order_by(col(Subsidy.id))
+                select(FundPool).where(col(FundPool.district_code) == batch.district_code)
             )
         ).scalars()
-    )
-    by_source: dict[str, list[Subsidy]] = defaultdict(list)
-    for s in subsidies:
-        by_source[s.source].append(s)
-    now = utcnow()
-    netted_left = line.netted_fen
-    for source, items in sorted(by_source.items()):
-        pool = (
+    }
+    receivables = {
+        (a.broker_id, a.source): a
+        for a in (
             await session.execute(
-                select(FundPool).where(
-                    col(FundPool.district_code) == batch.district_code,
-                    col(FundPool.source) == source,
+                select(LedgerAccount).where(
+                    col(LedgerAccount.kind) == "broker_receivable",
+                    col(LedgerAccount.district_code) == batch.district_code,
+                    col(LedgerAccount.broker_id).in_(broker_ids),
                 )
             )
-        ).scalar_one()
-        gross = sum(s.amount_fen for s in items)
-        lines = [
-            ledger.Line(pool.paid_account_id, Side.debit, gross),
-            ledger.Line(pool.reserved_account_id, Side.credit, gross),
-        ]
-        owed = await _receivable_balance(session, line.broker_id, batch.district_code, source)
-        netted = min(owed, gross, netted_left)
-        if netted > 0:
-            receivable = await accounts.receivable(
-                session, line.broker_id, batch.district_code, source
-            )
-            assert receivable.id is not None
-            lines += [
-                ledger.Line(pool.available_account_id, Side.debit, netted),
-                ledger.Line(receivable.id, Side.credit, netted),
+        ).scalars()
+    }
+    entries: list[ledger.NewEntry] = []
+    paid_by_entry: list[list[Subsidy]] = []
+    for line in lines:
+        netted_left = line.netted_fen
+        ref = refs[line.id or 0]
+        for (broker_id, source), items in sorted(subsidies.items()):
+            if broker_id != line.broker_id:
+                continue
+            pool = by_source[source]
+            gross = sum(s.amount_fen for s in items)
+            postings = [
+                ledger.Line(pool.paid_account_id, Side.debit, gross),
+                ledger.Line(pool.reserved_account_id, Side.credit, gross),
             ]
-            netted_left -= netted
-        entry = await ledger.post(
-            session,
-            key=f"payout:{batch.id}:{line.id}:{source}",
-            ledger=Ledger.subsidy,
-            kind="payout",
-            lines=lines,
-            memo=f"发放 批次{batch.id} 经纪人{line.broker_id} {ref}"[:500],
-        )
-        for s in items:
-            s.status = SubsidyStatus.paid
-            s.paid_at = now
-            s.pay_entry_id = entry.id
-            session.add(s)
-    line.status = "paid"
-    line.reference = ref[:128]
-    line.paid_at = now
-    session.add(line)
+            account = receivables.get((broker_id, source))
+            netted = min(account.balance_fen if account else 0, gross, netted_left)
+            if netted > 0 and account is not None:
+                postings += [
+                    ledger.Line(pool.available_account_id, Side.debit, netted),
+                    ledger.Line(account.id or 0, Side.credit, netted),
+                ]
+                netted_left -= netted
+            entries.append(
+                ledger.NewEntry(
+                    key=f"payout:{batch.id}:{line.id}:{source}",
+                    ledger=Ledger.subsidy,
+                    kind="payout",
+                    lines=postings,
+                    memo=f"发放 批次{batch.id} 经纪人{broker_id} {ref}"[:500],
+                )
+            )
+            paid_by_entry.append(items)
+    entry_ids = await ledger.post_many(session, entries)
+    now = utcnow()
+    # Plain attribute changes: the unit of work sends them as one executemany each.
+    for entry_id, items in zip(entry_ids, paid_by_entry, strict=True):
+        for sub in items:
+            sub.status = SubsidyStatus.paid
+            sub.paid_at = now
+            sub.pay_entry_id = entry_id
+    for ln in lines:
+        ln.status = "paid"
+        ln.reference = refs[ln.id or 0][:128]
+        ln.paid_at = now
+    session.add_all([*lines, *(sub for items in paid_by_entry for sub in items)])
     await session.flush()
 
 
@@ -343,10 +378,12 @@ async def execute(
     batch_id: int,
     data: ExecuteIn,
     after_line: Callable[[], Awaitable[None]] | None = None,
+    chunk: int = 200,
 ) -> PayoutBatch:
-    """Pay every unpaid line (online) or the lines given references (offline).
-    ``after_line`` runs after each line: the CLI commits there, so a crash loses at
-    most the line in flight, and a re-run continues where it stopped."""
+    """Pay every unpaid line (online) or the lines given references (offline), in
+    chunks of ``chunk`` lines. ``after_line`` runs after each chunk: the CLI commits
+    there, so a crash loses at most the chunk in flight (nothing of it is written),
+    and a re-run continues where it stopped."""
     batch = await _get(session, actor, batch_id, "payout.execute")
     if batch.status == BatchStatus.executed:
         return batch
@@ -390,16 +427,20 @@ async def execute(
         )
         if after_line is not None:
             await after_line()
+    todo: list[PayoutLine] = []
+    refs: dict[int, str] = {}
     for line in lines:
         if line.status == "paid":
             continue
         if data.mode == "online":
-            ref = f"BANK-{batch.id}-{line.id}"
+            refs[line.id or 0] = f"BANK-{batch.id}-{line.id}"
         elif line.id in data.references:
-            ref = data.references[line.id].strip()
+            refs[line.id or 0] = data.references[line.id].strip()
         else:
             continue
-        await _pay_line(session, batch, line, ref)
+        todo.append(line)
+    for start in range(0, len(todo), chunk):
+        await _pay_lines(session, batch, todo[start : start + chunk], refs)
         if after_line is not None:
             await after_line()
     if all(ln.status == "paid" for ln in await lines_of(session, batch_id)):

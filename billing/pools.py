@@ -483,3 +483,22 @@ async def pending_requests(
         )
     ).scalars()
     return list(apps), list(transfers)
+
+
+async def awaiting_summary(
+    session: AsyncSession, pool_ids: list[int]
+) -> dict[int, tuple[int, int]]:
+    """Per pool: how many subsidies wait for funds, and how much they need."""
+    from sqlalchemy import func
+
+    from billing.models import Subsidy, SubsidyStatus
+
+    rows = await session.execute(
+        select(col(Subsidy.pool_id), func.count(), func.sum(col(Subsidy.amount_fen)))
+        .where(
+            col(Subsidy.pool_id).in_(pool_ids),
+            col(Subsidy.status) == SubsidyStatus.awaiting_funds,
+        )
+        .group_by(col(Subsidy.pool_id))
+    )
+    return {int(p): (int(n), int(s or 0)) for p, n, s in rows.all()}

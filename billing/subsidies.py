@@ -166,7 +166,12 @@ async def reserve_waiting(session: AsyncSession, pool: FundPool) -> int:
 
 
 async def on_task_approved(session: AsyncSession, event: OutboxEvent) -> None:
-    p = event.payload
+    await accrue(session, event.payload, event_id=event.id)
+
+
+async def accrue(session: AsyncSession, p: dict[str, Any], *, event_id: int | None) -> None:
+    """A task subsidy from a ``task.approved`` payload (docs/events.md), once per
+    submission."""
     origin = f"task:{p['submission_id']}"
     if await _by_origin(session, origin) is not None:
         return  # delivered again: already accrued
@@ -184,7 +189,7 @@ async def on_task_approved(session: AsyncSession, event: OutboxEvent) -> None:
     subsidy = Subsidy(
         origin_key=origin,
         kind="task",
-        event_id=event.id,
+        event_id=event_id,
         task_id=int(p["task_id"]),
         submission_id=int(p["submission_id"]),
         task_type_code=str(p["task_type_code"]),
@@ -214,7 +219,10 @@ async def _by_origin(session: AsyncSession, origin: str) -> Subsidy | None:
 
 
 async def on_task_reversed(session: AsyncSession, event: OutboxEvent) -> None:
-    p = event.payload
+    await reverse_task(session, event.payload)
+
+
+async def reverse_task(session: AsyncSession, p: dict[str, Any]) -> None:
     subsidy = await _by_origin(session, f"task:{p['submission_id']}")
     if subsidy is None:
         raise NotYet(f"no subsidy yet for submission {p['submission_id']}")

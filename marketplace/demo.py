@@ -93,6 +93,10 @@ async def load_demo(
             await demo_tasks(session, media_dir, seed=seed, districts=[d.code for d in DISTRICTS])
         # Last: the months scored from everything above (docs/scoring.md).
         await demo_scores(session, seed=seed)
+        # Billing's demo lives with billing (imported here only, like matching above).
+        from billing.demo import demo_billing
+
+        await demo_billing(session, cipher, seed=seed, districts=tuple(d.code for d in DISTRICTS))
     return logins
 
 

@@ -693,3 +693,95 @@ def tasks_sweep() -> None:
 
     moved = _run(run)
     click.echo(f"已过期 {moved['expired']} 个，已关闭 {moved['closed']} 个")
+
+
+# --- billing ----------------------------------------------------------------------
+
+
+@main.group("billing")
+def billing_group() -> None:
+    """补贴资金：每日转为可支付、公益性岗位月补贴、执行发放批次。"""
+
+
+@billing_group.command("daily")
+@friendly
+def billing_daily() -> None:
+    """把已过观察期、未被抽查否定的补贴转为可支付（每日运行）。"""
+    from billing import subsidies
+
+    async def run(settings: Settings) -> int:
+        engine = create_engine(settings.db.url)
+        try:
+            async with unit_of_work(session_factory(engine)) as session:
+                return await subsidies.promote_payable(session, config=settings.billing)
+        finally:
+            await engine.dispose()
+
+    click.echo(f"转为可支付 {_run(run)} 笔")
+
+
+@billing_group.command("welfare-posts")
+@click.option("--period", required=True, help="月份 YYYY-MM")
+@friendly
+def billing_welfare_posts(period: str) -> None:
+    """记入当月公益性岗位补贴（每月运行，可重复执行）。"""
+    import re
+
+    from billing import subsidies
+
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", period):
+        raise CliError("--period 应为 YYYY-MM，例如 2026-03")
+
+    async def run(settings: Settings) -> int:
+        engine = create_engine(settings.db.url)
+        try:
+            async with unit_of_work(session_factory(engine)) as session:
+                return await subsidies.book_welfare_posts(session, period=period)
+        finally:
+            await engine.dispose()
+
+    click.echo(f"记入公益性岗位补贴 {_run(run)} 笔")
+
+
+@billing_group.command("execute-batch")
+@click.option("--id", "batch_id", required=True, type=int)
+@click.option("--user", "username", required=True, help="执行的财务人员用户名（须非生成人）")
+@friendly
+def billing_execute_batch(batch_id: int, username: str) -> None:
+    """线上执行已审核的发放批次，每 200 位经纪人提交一次：中断后重跑，不重付不漏付。"""
+    from sqlalchemy import select
+    from sqlmodel import col
+
+    from billing import payouts
+    from marketplace.accounts.models import User
+    from marketplace.db import begin_write
+
+    async def run(settings: Settings) -> str:
+        engine = create_engine(settings.db.url)
+        try:
+            async with session_factory(engine)() as session:
+                user = (
+                    await session.execute(select(User).where(col(User.username) == username))
+                ).scalar_one_or_none()
+                if user is None:
+                    raise CliError(f"没有用户 {username}")
+                actor = accounts.actor_for(user)
+                await begin_write(session)
+
+                async def commit() -> None:
+                    await session.commit()
+                    await begin_write(session)
+
+                batch = await payouts.execute(
+                    session,
+                    actor=actor,
+                    batch_id=batch_id,
+                    data=payouts.ExecuteIn(mode="online"),
+                    after_line=commit,
+                )
+                await session.commit()
+                return str(batch.status)
+        finally:
+            await engine.dispose()
+
+    click.echo(f"批次 {batch_id}：{_run(run)}")

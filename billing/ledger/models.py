@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, Index
+from sqlalchemy import BigInteger, CheckConstraint, Index
 from sqlmodel import Field, SQLModel
 
 from marketplace.clock import utcnow
@@ -56,7 +56,7 @@ class LedgerAccount(SQLModel, table=True):
     source: str | None = Field(default=None, max_length=40)
     broker_id: int | None = Field(default=None, foreign_key="broker.id", index=True)
     # Signed by the normal side; written only by the database trigger on posting.
-    balance_fen: int = 0
+    balance_fen: int = Field(default=0, sa_type=BigInteger)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
@@ -93,7 +93,7 @@ class LedgerPosting(SQLModel, table=True):
     entry_id: int = Field(foreign_key="ledger_entry.id", index=True)
     account_id: int = Field(foreign_key="ledger_account.id")
     side: str = Field(max_length=8)
-    amount_fen: int
+    amount_fen: int = Field(sa_type=BigInteger)
     # The entry's effective time, copied so balances as of a date read one index.
     effective_at: datetime = Field(sa_type=UTCDateTime)
 

@@ -339,3 +339,115 @@ async def list_postings(
         .offset(offset)
     )
     return [(p, e) for p, e in rows.all()], int(total)
+
+
+@dataclass(frozen=True)
+class NewEntry:
+    key: str
+    ledger: str
+    kind: str
+    lines: Sequence[Line]
+    memo: str = ""
+    effective_at: datetime | None = None
+
+
+async def post_many(session: AsyncSession, entries: Sequence[NewEntry]) -> list[int]:
+    """Post many entries in a handful of statements (bulk jobs: payout execution,
+    imports, benchmarks). Same rules as ``post`` — the database checks each entry as it
+    closes — and the same replay semantics; if any entry would overdraw, the batch is
+    rolled back and posted one by one so the error names the entry."""
+    for e in entries:
+        _check_lines(e.lines)
+    digests = {e.key: content_hash(e.ledger, e.kind, e.lines, None) for e in entries}
+    if len(digests) != len(entries):
+        raise Invalid("idempotency_key", "同一批中有重复的幂等键")
+    existing = {
+        row[0]: (int(row[1] or 0), row[2])
+        for row in (
+            await session.execute(
+                select(
+                    col(LedgerEntry.idempotency_key),
+                    col(LedgerEntry.id),
+                    col(LedgerEntry.content_hash),
+                ).where(col(LedgerEntry.idempotency_key).in_(list(digests)))
+            )
+        ).all()
+    }
+    for key, (_, digest) in existing.items():
+        if digest != digests[key]:
+            raise Conflict(f"幂等键 {key} 已用于另一笔内容不同的分录", field="idempotency_key")
+    fresh = [e for e in entries if e.key not in existing]
+    ids_by_key = {k: v[0] for k, v in existing.items()}
+    if fresh:
+        account_ids = {ln.account_id for e in fresh for ln in e.lines}
+        ledgers = dict(
+            (
+                await session.execute(
+                    select(col(LedgerAccount.id), col(LedgerAccount.ledger)).where(
+                        col(LedgerAccount.id).in_(account_ids)
+                    )
+                )
+            ).all()
+        )
+        for e in fresh:
+            if {ledgers.get(ln.account_id) for ln in e.lines} != {e.ledger}:
+                raise Invalid("lines", "一笔分录不能同时涉及补贴账和市场账，且账户必须存在")
+        now = utcnow()
+        savepoint = await session.begin_nested()
+        try:
+            rows = await session.execute(
+                insert(LedgerEntry).returning(
+                    col(LedgerEntry.idempotency_key),
+                    col(LedgerEntry.id),
+                    sort_by_parameter_order=True,
+                ),
+                [
+                    {
+                        "idempotency_key": e.key,
+                        "content_hash": digests[e.key],
+                        "ledger": e.ledger,
+                        "kind": e.kind,
+                        "memo": e.memo[:500],
+                        "reversal_of_id": None,
+                        "status": EntryStatus.open,
+                        "effective_at": e.effective_at or now,
+                        "created_at": now,
+                        "created_by": None,
+                    }
+                    for e in fresh
+                ],
+            )
+            new_ids = {k: int(i or 0) for k, i in rows.all()}
+            await session.execute(
+                insert(LedgerPosting),
+                [
+                    {
+                        "entry_id": new_ids[e.key],
+                        "account_id": ln.account_id,
+                        "side": str(ln.side),
+                        "amount_fen": ln.amount_fen,
+                        "effective_at": e.effective_at or now,
+                    }
+                    for e in fresh
+                    for ln in e.lines
+                ],
+            )
+            await session.execute(
+                update(LedgerEntry)
+                .where(col(LedgerEntry.id).in_(list(new_ids.values())))
+                .values(status=EntryStatus.posted)
+            )
+        except IntegrityError as exc:
+            await savepoint.rollback()
+            if "overdraft" not in str(exc.orig):
+                raise
+            for e in fresh:  # find and name the entry that overdraws
+                one = await post(
+                    session, key=e.key, ledger=e.ledger, kind=e.kind, lines=e.lines,
+                    memo=e.memo, effective_at=e.effective_at,
+                )  # fmt: skip
+                ids_by_key[e.key] = one.id or 0
+            return [ids_by_key[e.key] for e in entries]
+        await savepoint.commit()
+        ids_by_key.update(new_ids)
+    return [ids_by_key[e.key] for e in entries]

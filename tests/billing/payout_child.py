@@ -42,6 +42,7 @@ async def run(url: str, batch_id: int, kill_at: int, user_id: int) -> None:
             batch_id=batch_id,
             data=payouts.ExecuteIn(mode="online"),
             after_line=commit,
+            chunk=2,  # several commits in one run: kills land before, inside and after them
         )
         await session.commit()
     await engine.dispose()

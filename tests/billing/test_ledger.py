@@ -13,6 +13,7 @@ from billing.ledger import service as ledger
 from billing.ledger.models import Ledger, LedgerPosting, Side
 from marketplace.db import unit_of_work
 from marketplace.errors import Conflict, Invalid
+from tests.billing.helpers import check_ledger_invariants
 
 DB_ERRORS = (IntegrityError, DBAPIError)
 
@@ -245,3 +246,51 @@ async def test_balances_as_of_any_date(factory: async_sessionmaker[AsyncSession]
             await ledger.balance_as_of(session, a["pool"], day + timedelta(days=1, hours=1)) == 300
         )
         assert await ledger.balance_as_of(session, a["source"], None) == 600
+
+
+async def test_post_many_replays_refuses_conflicts_and_names_an_overdraft(
+    factory: async_sessionmaker[AsyncSession],
+) -> None:
+    async with unit_of_work(factory) as session:
+        a = await _accounts(session)
+        await ledger.post(
+            session, key="fund", ledger=Ledger.subsidy, kind="fund", lines=_fund(a, 1_000)
+        )
+
+    def draw(n: int, amount: int) -> ledger.NewEntry:
+        return ledger.NewEntry(
+            key=f"m{n}",
+            ledger=Ledger.subsidy,
+            kind="draw",
+            lines=[
+                ledger.Line(a["reserved"], Side.debit, amount),
+                ledger.Line(a["pool"], Side.credit, amount),
+            ],
+        )
+
+    async with unit_of_work(factory) as session:
+        first = await ledger.post_many(session, [draw(n, 100) for n in range(5)])
+        assert len(set(first)) == 5
+        # A replay of the same batch (plus one new) posts only the new one.
+        again = await ledger.post_many(session, [draw(n, 100) for n in range(6)])
+        assert again[:5] == first
+        assert await ledger.current_balance(session, a["pool"]) == 400
+        with pytest.raises(Conflict):
+            await ledger.post_many(session, [draw(0, 101)])
+        # 300 + 300 > 400 left: the second entry is named, the first stays.
+        with pytest.raises(ledger.Overdraft):
+            await ledger.post_many(session, [draw(10, 300), draw(11, 300)])
+        assert await ledger.current_balance(session, a["pool"]) == 100
+        await check_ledger_invariants(session)
+
+
+async def test_amounts_beyond_32_bits(factory: async_sessionmaker[AsyncSession]) -> None:
+    """A city's yearly appropriation (¥5 billion) fits: amounts and balances are BIGINT."""
+    async with unit_of_work(factory) as session:
+        a = await _accounts(session)
+        await ledger.post(
+            session, key="big", ledger=Ledger.subsidy, kind="fund", lines=_fund(a, 500_000_000_000)
+        )
+    async with factory() as session:
+        assert await ledger.current_balance(session, a["pool"]) == 500_000_000_000
+        assert await ledger.balance_as_of(session, a["pool"], None) == 500_000_000_000

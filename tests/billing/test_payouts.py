@@ -219,7 +219,7 @@ async def test_execution_killed_anywhere_and_rerun_pays_everyone_once(
     for attempt in range(30):
         # Random statement numbers: early ones die in the status change, later ones
         # inside a line's entries or right after a commit. The last run never dies.
-        kill_at = rng.randint(1, 60) if attempt < 6 else 0
+        kill_at = rng.randint(1, 30) if attempt < 8 else 0
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",

@@ -135,3 +135,35 @@ async def test_welfare_post_covers_its_task_types_and_pays_monthly(
         later = datetime.now(UTC) + timedelta(days=31)
         assert await subsidies.promote_payable(session, now=later) == 1
     assert {s.status for s in await _subsidies(factory)} == {"covered", "payable"}
+
+
+async def test_reconciliation_identities_hold_on_both_databases(
+    factory: async_sessionmaker[AsyncSession],
+) -> None:
+    from billing import reconciliation
+    from marketplace.access import SYSTEM
+
+    broker = await make_broker(factory)
+    await fund(factory, YUZHONG, SOURCE, 9_000, key="a1", actor=finance())
+    now = datetime.now(UTC)
+    kept = approved_payload(broker, amount_fen=4_000, approved_at=now)
+    dropped = approved_payload(broker, amount_fen=2_500, approved_at=now)
+    await emit_events(factory, ("task.approved", kept), ("task.approved", dropped))
+    await drain(factory, billing_registry())
+    await emit_events(factory, ("task.reversed", reversed_payload(dropped)))
+    await drain(factory, billing_registry())
+    async with factory() as session:
+        month = await reconciliation.report(session, actor=SYSTEM, period=f"{now:%Y-%m}")
+        later = await reconciliation.report(session, actor=SYSTEM, period=f"{now.year + 1}")
+    line = month.lines[0]
+    assert month.balanced
+    assert (line.opening_fen, line.appropriations_fen, line.closing_fen) == (0, 9_000, 9_000)
+    assert (line.reserved_fen, line.voided_fen, line.reserved_closing_fen) == (6_500, 2_500, 4_000)
+    # A later period opens where this one closed, with nothing moving.
+    after = later.lines[0]
+    assert (after.opening_fen, after.closing_fen, after.reserved_opening_fen) == (
+        9_000,
+        9_000,
+        4_000,
+    )
+    assert later.balanced

@@ -1235,6 +1235,13 @@ PAGE_RULES: dict[tuple[str, str], PageRule] = {
     # Public disclosure of rankings: no login.
     ("GET", "/public/rankings"): PageRule(anon=200, public=True),
     ("GET", "/public/rankings.csv"): PageRule(anon=200, public=True),
+    # Billing pages (finance, auditors; brokers' earnings; employers' fee payment).
+    ("GET", "/finance"): PageRule(anon=302),
+    ("POST", "/finance"): PageRule(anon=403),
+    ("GET", "/earnings"): PageRule(anon=302),
+    ("POST", "/earnings"): PageRule(anon=403),
+    ("GET", "/fees"): PageRule(anon=302),
+    ("POST", "/fees"): PageRule(anon=403),
 }
 
 

@@ -265,6 +265,12 @@ async def _journey(
     assert [(m.kind, m.reference, m.stripe_fen) for m in mismatches] == [
         ("missing_here", direct.json()["id"], -25_000)
     ]
+    # The same list in the reconciliation report, for city-level finance.
+    period = f"{datetime.now(UTC):%Y-%m}"
+    report = (
+        await client.get("/api/v1/reconciliation", params={"period": period}, headers=finance)
+    ).json()
+    assert [m["reference"] for m in report["market_mismatches"]] == [direct.json()["id"]]
     statement = (await client.get(f"/api/v1/brokers/{broker}/earnings", headers=finance)).json()
     assert statement["market_fen"] == 6_000  # 30 % of the 20,000 kept
     assert statement["market"][0]["placement_id"] == 77

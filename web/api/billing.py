@@ -42,6 +42,22 @@ class PoolIn(BaseModel):
     source: str = Field(min_length=1, max_length=40, description="资金来源代码")
 
 
+async def _market_side(
+    request: Request[Any, Any, Any], db: Any, actor: Any, rep: reconciliation.Report
+) -> list[dict[str, Any]] | None:
+    """The market ledger against Stripe's balance transactions: for city-level finance
+    and auditors (market accounts belong to no district), when Stripe is configured."""
+    stripe = request.app.state.settings.stripe
+    if not stripe.api_key or not in_scope(actor, CITY_CODE):
+        return None
+    from billing import fees
+    from billing.stripe import StripeClient
+
+    async with StripeClient(api_key=stripe.api_key, api_base=stripe.api_base) as client:
+        found = await fees.market_mismatches(db, client=client, start=rep.start, end=rep.end)
+    return [m.model_dump() for m in found]
+
+
 class FundPoolsController(Controller):
     path = "/api/v1/fund-pools"
     tags = ["资金池"]
@@ -159,6 +175,7 @@ class ApprovalsController(Controller):
     @get("/reconciliation")
     async def reconciliation(
         self,
+        request: Request[Any, Any, Any],
         db: Db,
         actor: CurrentActor,
         period: Annotated[str, QueryParameter(description="YYYY-MM 或 YYYY")],
@@ -171,10 +188,14 @@ class ApprovalsController(Controller):
             db, actor=actor, period=period, district_code=district_code
         )
         if file_format == "json":
-            return Response(rep.model_dump(mode="json"))
-        body = reconciliation.to_csv(rep) if file_format == "csv" else reconciliation.to_xlsx(rep)
+            payload = rep.model_dump(mode="json")
+            payload["market_mismatches"] = await _market_side(request, db, actor, rep)
+            return Response(payload)
+        content = (
+            reconciliation.to_csv(rep) if file_format == "csv" else reconciliation.to_xlsx(rep)
+        )
         return Response(
-            body,
+            content,
             media_type=MEDIA_TYPES[file_format],
             headers={
                 "Content-Disposition": f"attachment; filename=reconciliation-{period}.{file_format}"

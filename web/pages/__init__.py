@@ -24,6 +24,20 @@ from web.pages.brokers import (
     queue_page,
 )
 from web.pages.exams import exam_answer, exam_page, exam_start, exam_start_page, exam_submit
+from web.pages.earnings import earnings_bank, earnings_page, fee_page, fee_pay
+from web.pages.finance import (
+    finance_appropriate,
+    finance_approve_appropriation,
+    finance_approve_transfer,
+    finance_bank_file,
+    finance_batch,
+    finance_batch_approve,
+    finance_batch_execute,
+    finance_build_batch,
+    finance_home,
+    finance_open_pool,
+    finance_reconciliation,
+)
 from web.pages.home import home
 from web.pages.inbox import inbox_mark_all_read, inbox_mark_read, inbox_page
 from web.pages.jobs import (
@@ -219,4 +233,19 @@ PAGE_ROUTES: list[ControllerRouterHandler] = [
     appeals_page,
     public_rankings,
     public_rankings_csv,
+    finance_home,
+    finance_open_pool,
+    finance_appropriate,
+    finance_approve_appropriation,
+    finance_approve_transfer,
+    finance_build_batch,
+    finance_batch,
+    finance_batch_approve,
+    finance_batch_execute,
+    finance_bank_file,
+    finance_reconciliation,
+    earnings_page,
+    earnings_bank,
+    fee_page,
+    fee_pay,
 ]

@@ -55,11 +55,21 @@ def role_option(value: str) -> tuple[str, str]:
     return value, role_label(value)
 
 
+def yuan(fen: int | None) -> str:
+    """Integer fen shown as yuan with thousands separators: 123456 → ¥1,234.56."""
+    if fen is None:
+        return "—"
+    sign = "-" if fen < 0 else ""
+    whole, cents = divmod(abs(fen), 100)
+    return f"{sign}¥{whole:,}.{cents:02d}"
+
+
 def configure_templates(engine: JinjaTemplateEngine) -> None:
     env: Any = engine.engine
     env.filters["local_time"] = local_time
     env.filters["role_label"] = role_label
     env.filters["role_option"] = role_option
+    env.filters["yuan"] = yuan
     env.globals["LEVEL_LABELS"] = LEVEL_LABELS
     env.globals["OUTCOME_LABELS"] = OUTCOME_LABELS
     env.globals["KIND_LABELS"] = KIND_LABELS
