@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from faker import Faker
 from sqlalchemy import func, insert, select
@@ -35,7 +35,7 @@ from marketplace.workers import importing, records
 from marketplace.workers import service as workers
 from marketplace.workers.identity import check_char
 from marketplace.workers.models import Worker, WorkerChange
-from matching.taxonomy import load_taxonomy
+from marketplace.workers.service import OccupationMapper
 
 DEMO_PASSWORD = "Laowu-demo-2026"  # noqa: S105  (printed for demo logins; never in production)
 
@@ -62,8 +62,10 @@ async def load_demo(
     cipher: DataCipher,
     *,
     seed: int,
+    vocabulary: DemoVocabulary,
     media_dir: Path | None = None,
 ) -> list[Login]:
+    """The domain's demo data (billing's is added by ``web.demo``); idempotent."""
     logins: list[Login] = []
     async with unit_of_work(factory) as session:
         logins.append(
@@ -83,7 +85,7 @@ async def load_demo(
             await _populations(session, district, villages, rng)
             logins.extend(await _district_accounts(session, cipher, district, villages))
             await _brokers(session, district, villages, rng, fake)
-        await demo_workers(session, cipher, seed=seed)
+        await demo_workers(session, cipher, seed=seed, vocabulary=vocabulary)
         logins.extend(await _demo_broker_chain(session, cipher, seed=seed))
         await _demo_training(session, seed=seed)
         await demo_jobs(session, seed=seed)
@@ -93,10 +95,6 @@ async def load_demo(
             await demo_tasks(session, media_dir, seed=seed, districts=[d.code for d in DISTRICTS])
         # Last: the months scored from everything above (docs/scoring.md).
         await demo_scores(session, seed=seed)
-        # Billing's demo lives with billing (imported here only, like matching above).
-        from billing.demo import demo_billing
-
-        await demo_billing(session, cipher, seed=seed, districts=tuple(d.code for d in DISTRICTS))
     return logins
 
 
@@ -312,13 +310,15 @@ def _demo_values(
     return values, {"gender": gender, "birth_date": born}
 
 
-def _skills_pool(rng: random.Random) -> list[list[str]]:
+def _skills_pool(rng: random.Random, vocabulary: DemoVocabulary) -> list[list[str]]:
     """Skill lists as brokers type them: taxonomy names and synonyms, one to three."""
-    terms = [term for occ in load_taxonomy() for term in occ.terms]
+    terms = vocabulary.skill_terms()
     return [rng.sample(terms, rng.randint(1, 3)) for _ in range(500)]
 
 
-async def demo_workers(session: AsyncSession, cipher: DataCipher, *, seed: int) -> int:
+async def demo_workers(
+    session: AsyncSession, cipher: DataCipher, *, seed: int, vocabulary: DemoVocabulary
+) -> int:
     """About 21,000 workers kept by the demo brokers of their villages, with a few
     near-duplicates (same phone, a one-character name slip). Bulk inserted with their
     creation history and one audit entry; no ``worker.changed`` events (run
@@ -340,7 +340,7 @@ async def demo_workers(session: AsyncSession, cipher: DataCipher, *, seed: int) 
         )
         if not brokers:
             continue
-        pool = _skills_pool(rng)
+        pool = _skills_pool(rng, vocabulary)
         planned: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
         for n in range(WORKERS_PER_DISTRICT):
             broker = brokers[n % len(brokers)]
@@ -354,7 +354,7 @@ async def demo_workers(session: AsyncSession, cipher: DataCipher, *, seed: int) 
                     values["name"] += rng.choice("华明军芳国")
                 twin.update(name=_slip(values["name"], rng), phone=values["phone"])
                 planned.append((broker.id or 0, twin, twin_derived))
-        added += await _insert_workers(session, cipher, planned)
+        added += await _insert_workers(session, cipher, planned, vocabulary)
     if added:
         await audit.record(
             session=session,
@@ -370,6 +370,7 @@ async def _insert_workers(
     session: AsyncSession,
     cipher: DataCipher,
     planned: list[tuple[int, dict[str, Any], dict[str, Any]]],
+    occupations: OccupationMapper,
     batch: int = 2_000,
 ) -> int:
     # The demo register was drawn up last year, so past months have a register to
@@ -400,7 +401,7 @@ async def _insert_workers(
                         broker_id=broker_id,
                         actor=SYSTEM,
                         cipher=cipher,
-                        occupations=_DEMO_MAPPER,
+                        occupations=occupations,
                         now=now,
                     ),
                 },
@@ -435,17 +436,8 @@ async def _insert_workers(
     return added
 
 
-class _TaxonomyCodes:
-    """Occupation keys of demo skills, which are taxonomy terms by construction."""
+class DemoVocabulary(OccupationMapper, Protocol):
+    """Skills for demo workers and their occupations, given by ``web`` (the taxonomy
+    lives in ``matching``, which ``marketplace`` does not import)."""
 
-    def codes_for(self, skills: list[str]) -> list[str]:
-        taxonomy = load_taxonomy()
-        keys: dict[str, None] = {}
-        for skill in skills:
-            occ = taxonomy.term(skill)
-            if occ is not None:
-                keys.setdefault(occ.key, None)
-        return list(keys)
-
-
-_DEMO_MAPPER = _TaxonomyCodes()
+    def skill_terms(self) -> list[str]: ...

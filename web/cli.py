@@ -278,12 +278,13 @@ def keys_rotate(batch_size: int) -> None:
 @friendly
 def demo(seed: int) -> None:
     """载入演示数据（可重复执行）并打印演示账号。"""
-    from marketplace.demo import DEMO_PASSWORD, load_demo
+    from marketplace.demo import DEMO_PASSWORD
+    from web.demo import load_all
 
     async def run(settings: Settings) -> list[tuple[str, str, str, str | None]]:
         engine = create_engine(settings.db.url)
         try:
-            return await load_demo(
+            return await load_all(
                 session_factory(engine),
                 settings.security.cipher(),
                 seed=seed,

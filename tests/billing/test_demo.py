@@ -17,6 +17,7 @@ from marketplace.access import SYSTEM
 from marketplace.crypto import DataCipher
 from marketplace.db import unit_of_work
 from tests.billing.helpers import check_ledger_invariants
+from web.demo import load_all
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
@@ -25,7 +26,7 @@ async def test_demo_billing_covers_every_state_and_is_idempotent(
     factory: async_sessionmaker[AsyncSession], cipher: DataCipher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(demo, "WORKERS_PER_DISTRICT", 30)
-    await demo.load_demo(factory, cipher, seed=7)
+    await load_all(factory, cipher, seed=7)
     async with factory() as session:
         states = set((await session.execute(select(col(Subsidy.status)))).scalars())
         assert states == {

@@ -27,6 +27,7 @@ from marketplace.workers.rules import name_similarity
 from tests.conftest import YUZHONG
 from tests.marketplace.test_workers_rules import make_id
 from tests.web.test_cli import db_env, env, query, run  # noqa: F401  (CLI fixtures)
+from web.demo import TaxonomyVocabulary
 
 HEADER = (
     "姓名,身份证号,手机号,户籍村代码,就业状态,技能,期望工资下限（分）,期望工资上限（分）,计薪单位"
@@ -226,7 +227,7 @@ async def test_demo_workers_valid_near_duplicates_and_idempotent(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(demo, "WORKERS_PER_DISTRICT", 300)
-    await demo.load_demo(sessions, cipher, seed=7)
+    await demo.load_demo(sessions, cipher, seed=7, vocabulary=TaxonomyVocabulary())
     async with sessions() as session:
         rows = list((await session.execute(select(Worker))).scalars())
         brokers = {b.id: b for b in (await session.execute(select(Broker))).scalars()}
@@ -245,5 +246,5 @@ async def test_demo_workers_valid_near_duplicates_and_idempotent(
     twins = [pair for pair in phones.values() if len(pair) == 2]
     assert twins
     assert all(name_similarity(a.name or "", b.name or "") >= 60 for a, b in twins)
-    await demo.load_demo(sessions, cipher, seed=7)
+    await demo.load_demo(sessions, cipher, seed=7, vocabulary=TaxonomyVocabulary())
     assert await count(sessions) == len(rows)

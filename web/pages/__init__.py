@@ -23,8 +23,8 @@ from web.pages.brokers import (
     queue_bulk_decide,
     queue_page,
 )
-from web.pages.exams import exam_answer, exam_page, exam_start, exam_start_page, exam_submit
 from web.pages.earnings import earnings_bank, earnings_page, fee_page, fee_pay
+from web.pages.exams import exam_answer, exam_page, exam_start, exam_start_page, exam_submit
 from web.pages.finance import (
     finance_appropriate,
     finance_approve_appropriation,
