@@ -5,6 +5,7 @@ test-artifacts/."""
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -108,7 +109,10 @@ def test_broker_imports_a_file_and_reads_the_report(
         {"name": "workers.csv", "mimeType": "text/csv", "buffer": csv.encode()}
     )
     page.get_by_role("button", name="上传并导入").click()
-    # The import runs in the background; the page polls it every second until done.
+    # The page now follows this upload's job (its URL pushed), which runs in the
+    # background and is polled every second until done. (An earlier job of the same
+    # broker may have shown the same heading before the upload.)
+    page.wait_for_url(re.compile(r"/workers/import/jobs/\d+$"))
     page.get_by_role("heading", name="导入结果：workers.csv").wait_for(timeout=30_000)
     page.get_by_text("第 3 行").wait_for()
     _no_horizontal_scroll(page)
