@@ -4,6 +4,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
+# Test processes: one per core (each test has its own database, so they do not meet).
+TEST_WORKERS ?= auto
 STAMP  := $(VENV)/.installed
 
 .PHONY: run test install lint format typecheck bench clean demo-db
@@ -28,7 +30,7 @@ run: install
 ## make test: install with test extras and run the whole suite (PostgreSQL too when
 ## LAOWU_TEST_DATABASE_URL is set; browser tests when Chromium is installed)
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: install
 	$(BIN)/ruff check .

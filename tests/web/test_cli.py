@@ -306,8 +306,21 @@ def test_demo_twice_is_idempotent_and_prints_logins(
     assert first.stdout == second.stdout
 
     users, brokers, populations = state
-    # city accounts, every role in three districts, two certified applicants in each
-    assert users == 3 + 3 * 8 + 3 * 2
+    # city accounts, every role in three districts, two certified applicants in each;
+    # the demo's other brokers get placeholder accounts that cannot log in (scoring
+    # counts activity by account), so every active broker has one.
+    can_log_in = scalar(
+        url, select(func.count()).select_from(User).where(col(User.password_hash) != "!")
+    )
+    assert can_log_in == 3 + 3 * 8 + 3 * 2
+    assert users > can_log_in
+    without_account = scalar(
+        url,
+        select(func.count())
+        .select_from(Broker)
+        .where(col(Broker.user_id).is_(None), col(Broker.status) == "active"),
+    )
+    assert without_account == 0
     assert brokers > 100
     districts = {code[:6] for code, _ in populations}
     assert districts == {"500103", "500238", "500101"}
