@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from marketplace.brokers.models import Broker
 from marketplace.clock import utcnow
 from marketplace.events import emit
 from marketplace.jobs.models import Job, JobStatus
@@ -94,7 +95,54 @@ async def demo_placements(session: AsyncSession, *, seed: int) -> int:
         for worker in rng.sample(workers, min(len(workers), rng.randint(*PER_JOB))):
             await _one(session, rng, job, worker, today=today, now_days=rng.randint(1, 60))
             added += 1
+    added += await _for_logins(session, rng, today=today)
     await session.flush()
+    return added
+
+
+async def _for_logins(session: AsyncSession, rng: random.Random, *, today: date) -> int:
+    """The demo brokers who can log in get recommendations of their own workers in every
+    state, so their pages show each next step."""
+    brokers = (
+        await session.execute(
+            select(col(Broker.id)).where(col(Broker.user_id).is_not(None)).order_by(col(Broker.id))
+        )
+    ).scalars()
+    added = 0
+    for broker_id in list(brokers):
+        rows = await session.execute(
+            select(Worker, Job)
+            .join(
+                candidates.WorkerOccupation,
+                col(candidates.WorkerOccupation.worker_id) == col(Worker.id),
+            )
+            .join(Job, col(Job.occupation_code) == col(candidates.WorkerOccupation.occupation_key))
+            .where(
+                col(Worker.broker_id) == broker_id,
+                col(candidates.WorkerOccupation.consent).is_(True),
+                col(Job.status) == JobStatus.published,
+            )
+            .order_by(col(Job.id), col(Worker.id))
+            .limit(200)
+        )
+        pairs: set[tuple[int, int]] = set()
+        for worker, job in rows.all():
+            if len(pairs) == len(OUTCOMES):
+                break
+            assert worker.id is not None
+            assert job.id is not None
+            taken = await session.execute(
+                select(func.count()).where(
+                    col(Recommendation.job_id) == job.id,
+                    col(Recommendation.worker_id) == worker.id,
+                )
+            )
+            if (job.id, worker.id) in pairs or taken.scalar_one():
+                continue
+            status = OUTCOMES[len(pairs)][0]
+            pairs.add((job.id, worker.id))
+            await _one(session, rng, job, worker, today=today, now_days=10, status=status)
+            added += 1
     return added
 
 
@@ -115,10 +163,11 @@ async def _one(
     *,
     today: date,
     now_days: int,
+    status: S | None = None,
 ) -> None:
     assert job.id is not None
     assert worker.id is not None
-    status = _outcome(rng)
+    status = status or _outcome(rng)
     made = utcnow() - timedelta(days=now_days)
     if status in (S.recommended, S.shortlisted):
         made = utcnow() - timedelta(days=rng.randint(0, 6))  # still inside the window
