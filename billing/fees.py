@@ -33,10 +33,11 @@ from billing.models import MarketFee, StripeEvent
 from billing.pools import check_key
 from billing.stripe import StripeClient
 from marketplace import audit
-from marketplace.access import Actor, require
+from marketplace.access import Actor, Role, require
 from marketplace.clock import utcnow
 from marketplace.errors import Conflict, Invalid, NotFound
 from marketplace.events import OutboxEvent
+from marketplace.organizations import service as organizations
 
 # Working days in a month (国家规定月计薪天数 21.75) and hours in a working day.
 MONTH_DAYS_X100 = 2175
@@ -127,6 +128,11 @@ async def get_fee(session: AsyncSession, *, actor: Actor, placement_id: int) -> 
     fee = await _by_placement(session, placement_id)
     if fee is None:
         raise NotFound("该录用没有待付的服务费", field="placement_id")
+    if actor.role in (Role.employer, Role.agency):
+        # An organisation pays its own placements' fees only; another's is not found.
+        org = await organizations.organization_of(session, actor)
+        if org is None or org.id != fee.organization_id:
+            raise NotFound("该录用没有待付的服务费", field="placement_id")
     return fee
 
 

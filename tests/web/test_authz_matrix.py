@@ -44,6 +44,7 @@ from marketplace.clock import local, utcnow
 from marketplace.crypto import new_data_key
 from marketplace.db import unit_of_work
 from marketplace.notifications import service as inbox
+from marketplace.organizations.models import OrganizationMember
 from marketplace.regions.models import Region
 from marketplace.scoring import service as scoring
 from marketplace.scoring.models import BrokerScore
@@ -405,7 +406,20 @@ async def _billing_scene(
     from billing.models import MarketFee
 
     async with unit_of_work(sessions) as session:
-        fee = MarketFee(placement_id=501, amount_fen=30_000, broker_id=made[OWN]["broker_id"])
+        # The fee is the employer caller's organisation's: the agency's is another.
+        employer_org = (
+            await session.execute(
+                select(col(OrganizationMember.organization_id)).where(
+                    col(OrganizationMember.user_id) == scene.callers[Role.employer].user_id
+                )
+            )
+        ).scalar_one()
+        fee = MarketFee(
+            placement_id=501,
+            amount_fen=30_000,
+            broker_id=made[OWN]["broker_id"],
+            organization_id=employer_org,
+        )
         session.add(fee)
     for scope in made:
         made[scope]["placement_id"] = 501
@@ -1156,8 +1170,10 @@ API_RULES: dict[tuple[str, str], Rule] = {
         headers=lambda _, __, n: {"Idempotency-Key": f"matrix-{n}"},
     ),
     # Market fees: the matrix app has no Stripe key, so a caller past the guard gets 503.
+    # Past the guard, the paying employer (and finance) reach Stripe: 503 here with no
+    # key; an organisation whose placement it is not gets 404.
     ("POST", "/api/v1/placements/{placement_id:int}/fee"): Rule(
-        anon=401, own=only(503, {Role.employer, Role.agency, Role.finance}),
+        anon=401, own=                                (403, 403, 403, 403, 403, 503, 404, 503, 403),
         fill=_billing("placement_id"),
         headers=lambda _, __, n: {"Idempotency-Key": f"matrix-{n}"},
     ),
