@@ -176,6 +176,8 @@ POLICIES: dict[str, frozenset[str]] = {
     "recommendation.decide": frozenset({Role.employer, Role.agency}),
     "recommendation.confirm": frozenset({Role.broker}),
     "placement.report_wage": frozenset({Role.broker}),
+    # Closing an arrears case is an officer's word (it earns the broker points).
+    "arrears.resolve": frozenset({Role.district_admin, Role.township_officer}),
     "organization.standing": frozenset(
         {Role.broker, Role.city_admin, Role.district_admin, Role.township_officer}
     ),

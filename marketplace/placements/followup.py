@@ -149,6 +149,44 @@ async def arrears_of(session: AsyncSession, placement_id: int) -> ArrearsCase | 
     ).scalar_one_or_none()
 
 
+async def resolve_arrears(
+    *, session: AsyncSession, actor: Actor, placement_id: int, note: str | None
+) -> ArrearsCase:
+    """An officer of the worker's region records that the owed wage was paid (欠薪化解).
+    Only an officer may close a case: it counts as a bonus in the broker's points."""
+    text = (note or "").strip()
+    if not text:
+        raise Invalid("note", "请说明欠薪如何化解（例如：已于某日足额补发）")
+    if len(text) > 500:
+        raise Invalid("note", "说明不能超过 500 字")
+    require(actor, "arrears.resolve")
+    case = await arrears_of(session, placement_id)
+    if case is None:
+        raise NotFound("这次上岗没有欠薪记录", field="placement_id")
+    require(actor, "arrears.resolve", region_code=case.region_code)
+    if case.status == ArrearsStatus.resolved:
+        raise Conflict("欠薪已经化解", field="placement_id")
+    case.status = ArrearsStatus.resolved
+    case.resolved_at = utcnow()
+    session.add(case)
+    await session.flush()
+    await audit.record(
+        session=session,
+        actor=actor,
+        action="arrears.resolve",
+        object_type="arrears_case",
+        object_id=case.id,
+        region_code=case.region_code,
+        detail={"placement_id": placement_id, "note_length": len(text)},
+    )
+    await emit(
+        session,
+        "arrears.resolved",
+        {"case_id": case.id, "placement_id": placement_id, "broker_id": case.broker_id},
+    )
+    return case
+
+
 # --- standing ------------------------------------------------------------------------
 
 

@@ -18,6 +18,7 @@ from sqlmodel import col
 from marketplace.crypto import DataCipher
 from marketplace.dispatcher import drain
 from marketplace.events import OutboxEvent
+from marketplace.placements.models import ArrearsCase
 from matching.rank import WEIGHTS
 from tests.marketplace import placements_scene
 
@@ -121,3 +122,33 @@ async def test_recommendation_to_wage_report(
             )
         ).scalars()
         assert sorted(names) == ["arrears.opened", "placement.confirmed"]
+
+    # The worker's district closes the case once the wage is paid; it counts as a
+    # resolved arrears case for the broker's points that month.
+    case_region = (await client.get(f"/api/v1/placements/{placement_id}", headers=a)).json()
+    assert case_region
+    async with sessions() as session:
+        village = (
+            await session.execute(
+                select(col(ArrearsCase.region_code)).where(
+                    col(ArrearsCase.placement_id) == placement_id
+                )
+            )
+        ).scalar_one()
+    officer = await login(await make_account("district_admin", village[:6]))
+    resolve = f"/api/v1/placements/{placement_id}/arrears/resolve"
+    assert (await client.post(resolve, json={"note": "已补发"}, headers=a)).status_code == 403
+    blank = await client.post(resolve, json={"note": " "}, headers=officer)
+    assert blank.status_code == 422
+    assert blank.json()["field"] == "note"
+    done = await client.post(resolve, json={"note": "经调解已足额补发"}, headers=officer)
+    assert done.status_code == 200, done.text
+    assert (await client.post(resolve, json={"note": "再次"}, headers=officer)).status_code == 409
+    async with sessions() as session:
+        case = (
+            await session.execute(
+                select(ArrearsCase).where(col(ArrearsCase.placement_id) == placement_id)
+            )
+        ).scalar_one()
+        assert case.status == "resolved"
+        assert case.resolved_at is not None

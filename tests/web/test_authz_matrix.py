@@ -775,6 +775,12 @@ API_RULES: dict[tuple[str, str], Rule] = {
         anon=401, own=                                (200, 200, 200, 403, 200, 200, 200, 403, 403),
                    other=                             (200, 404, 404, 403, 404, 404, 404, 403, 403),
     ),
+    # Officers close arrears cases; the matrix's placements have none (404 past the guard).
+    ("POST", "/api/v1/placements/{placement_id:int}/arrears/resolve"): Rule(
+        anon=401, own=                                (403, 404, 404, 403, 403, 403, 403, 403, 403),
+                   other=                             (403, 404, 404, 403, 403, 403, 403, 403, 403),
+        body=lambda _, __, ___: {"note": "已足额补发"},
+    ),
     ("POST", "/api/v1/placements/{placement_id:int}/wage-reports"): Rule(
         anon=401, own=                                (403, 403, 403, 403, 201, 403, 403, 403, 403),
                    other=                             (403, 403, 403, 403, 404, 403, 403, 403, 403),

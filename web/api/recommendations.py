@@ -7,6 +7,7 @@ from typing import Annotated
 
 from litestar import Controller, get, post
 from litestar.params import JSONBody, QueryParameter
+from pydantic import BaseModel, Field
 
 from marketplace.clock import local, utcnow
 from marketplace.placements import followup, queries, service
@@ -106,6 +107,10 @@ class RecommendationsController(Controller):
         )
 
 
+class ArrearsResolve(BaseModel):
+    note: str = Field(max_length=500)
+
+
 class PlacementsController(Controller):
     path = "/api/v1/placements"
     tags = ["推荐"]
@@ -113,6 +118,15 @@ class PlacementsController(Controller):
 
     @get("/{placement_id:int}")
     async def get_one(self, db: Db, actor: CurrentActor, placement_id: RowId) -> PlacementPublic:
+        return await queries.get_placement(session=db, actor=actor, placement_id=placement_id)
+
+    @post("/{placement_id:int}/arrears/resolve", status_code=200)
+    async def resolve_arrears(
+        self, db: Db, actor: CurrentActor, placement_id: RowId, data: JSONBody[ArrearsResolve]
+    ) -> PlacementPublic:
+        await followup.resolve_arrears(
+            session=db, actor=actor, placement_id=placement_id, note=data.note
+        )
         return await queries.get_placement(session=db, actor=actor, placement_id=placement_id)
 
     @post("/{placement_id:int}/wage-reports", status_code=201)
