@@ -346,6 +346,10 @@ def row_values(cells: list[Any], columns: dict[int, str]) -> dict[str, Any]:
         text = _cell_text(raw)
         if not text:
             continue
+        if "\x00" in text:
+            # PostgreSQL cannot store it: refused here as this row's error, not as a
+            # failed batch (found by fuzzing).
+            raise _RowInvalid(field_name, "含有空字符（\\0），请删除后重新导入")
         if field_name in ("skills", "training_wishes"):
             given[field_name] = [p for p in LIST_SEPARATORS.split(text) if p.strip()]
         elif field_name == "certificates":

@@ -293,3 +293,17 @@ def test_xlsx_damaged_inside_a_sheet_is_refused_not_crashed() -> None:
     with pytest.raises(Invalid, match="无法读取 XLSX") as caught:
         list(importing.read_rows(io.BytesIO(damaged), "xlsx"))  # as import_workers reads
     assert caught.value.field == "file"
+
+
+async def test_a_cell_with_nul_is_that_rows_error(
+    sessions: async_sessionmaker[AsyncSession], cipher: DataCipher
+) -> None:
+    """Fuzzing found it: a \\0 in a cell passed validation and then failed the whole
+    batch's insert on PostgreSQL (the import job ended as an unexplained failure)."""
+    broker_id, village = await setup(sessions)
+    text = csv_rows(village, 3).replace("工人丁", "工人\x00丁")
+    report = await run_import(sessions, cipher, broker_id, text.encode())
+    assert report.created == 2
+    assert [(e.row, e.column) for e in report.errors] == [(3, "姓名")], report.errors
+    assert "空字符" in report.errors[0].message
+    assert await count(sessions) == 2
