@@ -50,6 +50,8 @@ bench: install
 FUZZ_EXAMPLES ?= 40
 fuzz: install
 	LAOWU_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -p no:cacheprovider tests/web/test_schemathesis.py tests/fuzz
+	@if [ -n "$$LAOWU_TEST_DATABASE_URL" ]; then \
+	  LAOWU_FUZZ_POSTGRES=1 LAOWU_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -p no:cacheprovider tests/web/test_schemathesis.py; fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -35,7 +35,7 @@ from marketplace.access import SYSTEM
 from marketplace.accounts import service as accounts
 from marketplace.accounts.models import UserCreate
 from marketplace.db import create_engine, session_factory, unit_of_work
-from tests.conftest import PASSWORD, TEST_DATA_KEY
+from tests.conftest import PASSWORD, TEST_DATA_KEY, _pg_admin, _pg_url, _with_database
 from web.app import create_app
 from web.settings import DatabaseSettings, SecuritySettings, Settings, StripeSettings
 
@@ -84,12 +84,25 @@ async def _make_accounts(url: str) -> dict[str, tuple[str, str | None]]:
 
 @pytest.fixture(scope="module")
 def fuzz_app(
-    tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    sqlite_template: Path,
 ) -> Iterator[tuple[object, dict[str, str]]]:
     root = tmp_path_factory.mktemp("fuzz")
-    path = root / "laowu.db"
-    shutil.copyfile(sqlite_template, path)
-    url = f"sqlite+aiosqlite:///{path}"
+    pg = _pg_url() if os.environ.get("LAOWU_FUZZ_POSTGRES") else None
+    if pg is not None:
+        # make fuzz with LAOWU_TEST_DATABASE_URL set: PostgreSQL refuses what SQLite
+        # takes (\0 in text), so the API is fuzzed on both.
+        template = request.getfixturevalue("pg_template")
+        name = f"laowu_fuzz_{os.getpid()}"
+        asyncio.run(_pg_admin(pg, f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+        drop = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+        url = _with_database(pg, name)
+    else:
+        path = root / "laowu.db"
+        shutil.copyfile(sqlite_template, path)
+        url = f"sqlite+aiosqlite:///{path}"
+        drop = None
     saved = accounts._hasher
     accounts._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
     try:
@@ -126,6 +139,8 @@ def fuzz_app(
     finally:
         accounts._hasher = saved
         asgi.shutdown_lifespans()
+        if pg is not None and drop is not None:
+            asyncio.run(_pg_admin(pg, drop))
 
 
 @pytest.fixture(scope="module")
