@@ -8,7 +8,7 @@ PORT   ?= 8000
 TEST_WORKERS ?= auto
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install lint format typecheck bench clean demo-db
+.PHONY: run test install lint format typecheck bench clean demo-db fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,14 @@ typecheck: install
 
 bench: install
 	$(BIN)/python bench/run_all.py
+
+## make fuzz: schemathesis over the whole API and Hypothesis over uploads and imports,
+## at many more examples than the suite runs (docs/security.md, "Attack surface tests")
+FUZZ_EXAMPLES ?= 40
+fuzz: install
+	LAOWU_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -p no:cacheprovider tests/web/test_schemathesis.py tests/fuzz
+	@if [ -n "$$LAOWU_TEST_DATABASE_URL" ]; then \
+	  LAOWU_FUZZ_POSTGRES=1 LAOWU_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -p no:cacheprovider tests/web/test_schemathesis.py; fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -42,6 +42,7 @@ from web.api.workers import WorkersController
 from web.auth import AuthMiddleware
 from web.deps import DEPENDENCIES
 from web.errors import EXCEPTION_HANDLERS, audit_refusal
+from web.openapi import COMPONENTS, document_api
 from web.pages import PAGE_ROUTES
 from web.pages.templating import configure_templates
 from web.schedule import Schedule, duties
@@ -130,7 +131,7 @@ def create_app(settings: Settings) -> Litestar:
             await engine.dispose()
             await search.close()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             *API_ROUTES,
             *PAGE_ROUTES,
@@ -156,8 +157,10 @@ def create_app(settings: Settings) -> Litestar:
             engine_callback=configure_templates,
         ),
         openapi_config=OpenAPIConfig(
-            title="劳务经纪人服务平台 API", version="1.0.0", path="/schema"
+            title="劳务经纪人服务平台 API", version="1.0.0", path="/schema", components=COMPONENTS
         ),
         lifespan=[lifespan],
         debug=False,
     )
+    document_api(app)
+    return app

@@ -115,6 +115,9 @@ def _answer(kind: str, raw: str, option_count: int) -> list[int]:
 
 
 def parse_row(values: dict[str, str]) -> tuple[str, CleanQuestion]:
+    for field, value in values.items():
+        if "\x00" in value:  # PostgreSQL cannot store it (found by fuzzing)
+            raise _RowError(field, "含有空字符（\\0），请删除后重新导入")
     code = values.get("code", "")
     if not CODE_PATTERN.match(code):
         raise _RowError("code", "编号只能由字母、数字、点、短横线和下划线组成，最多 32 个字符")

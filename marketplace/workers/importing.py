@@ -13,6 +13,8 @@ import codecs
 import csv
 import io
 import re
+import zipfile
+import zlib
 from collections.abc import Awaitable, Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -161,6 +163,19 @@ def _cell_text(value: Any) -> str:
 
 
 FORMULA_WITHOUT_VALUE = object()
+# What a damaged XLSX raises from openpyxl, zipfile, zlib and the XML parser
+# (ElementTree's ParseError is a SyntaxError).
+XLSX_DAMAGE: tuple[type[Exception], ...] = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    KeyError,
+    IndexError,
+    OSError,
+    ValueError,
+    TypeError,
+    SyntaxError,
+)
 
 
 def read_csv(stream: IO[bytes]) -> Generator[list[Any], None, None]:
@@ -171,6 +186,11 @@ def read_csv(stream: IO[bytes]) -> Generator[list[Any], None, None]:
         yield from csv.reader(text)
     except csv.Error as exc:
         raise Invalid("file", f"CSV 文件格式有误：{exc}") from None
+    except UnicodeDecodeError:
+        # Neither UTF-8 nor GB18030 (a binary file renamed .csv, a cut-off GBK file).
+        raise Invalid(
+            "file", "CSV 文件编码无法识别，请在 Excel 中另存为“CSV UTF-8”或 GBK 编码后再导入"
+        ) from None
     finally:
         text.detach()
 
@@ -178,23 +198,29 @@ def read_csv(stream: IO[bytes]) -> Generator[list[Any], None, None]:
 def read_xlsx(stream: IO[bytes]) -> Generator[list[Any], None, None]:
     """Rows of the first sheet: cached values; a formula never calculated (no cached
     value) is marked so the row is reported, not stored empty."""
-    from zipfile import BadZipFile
-
     import openpyxl
 
+    bad = Invalid("file", "无法读取 XLSX 文件，请确认文件未损坏且为 Excel 2007 及以上格式")
     try:
         values = openpyxl.load_workbook(stream, read_only=True, data_only=True)
         stream.seek(0)
         formulas = openpyxl.load_workbook(stream, read_only=True, data_only=False)
-    except (BadZipFile, KeyError, OSError, ValueError) as exc:
-        raise Invalid(
-            "file", "无法读取 XLSX 文件，请确认文件未损坏且为 Excel 2007 及以上格式"
-        ) from exc
+    except XLSX_DAMAGE as exc:
+        raise bad from exc
     try:
         sheet_v, sheet_f = values.worksheets[0], formulas.worksheets[0]
-        for row_v, row_f in zip(
+        # Read-only sheets are parsed as they are read: damage deep in the file (a
+        # corrupt deflate stream, broken XML) shows only here, mid-way.
+        rows = zip(
             sheet_v.iter_rows(values_only=True), sheet_f.iter_rows(values_only=True), strict=False
-        ):
+        )
+        while True:
+            try:
+                row_v, row_f = next(rows)
+            except StopIteration:
+                break
+            except XLSX_DAMAGE as exc:
+                raise bad from exc
             yield [
                 FORMULA_WITHOUT_VALUE
                 if v is None and isinstance(f, str) and f.startswith("=")
@@ -257,11 +283,16 @@ def _xlsx_dimension_rows(stream: IO[bytes]) -> int:
     import openpyxl
 
     stream.seek(0)
-    book = openpyxl.load_workbook(stream, read_only=True)
     try:
-        return int(book.worksheets[0].max_row or 0) - 1
-    finally:
-        book.close()
+        book = openpyxl.load_workbook(stream, read_only=True)
+        try:
+            return int(book.worksheets[0].max_row or 0) - 1
+        finally:
+            book.close()
+    except XLSX_DAMAGE as exc:
+        raise Invalid(
+            "file", "无法读取 XLSX 文件，请确认文件未损坏且为 Excel 2007 及以上格式"
+        ) from exc
 
 
 # --- one row to a WorkerCreate -----------------------------------------------------
@@ -315,6 +346,10 @@ def row_values(cells: list[Any], columns: dict[int, str]) -> dict[str, Any]:
         text = _cell_text(raw)
         if not text:
             continue
+        if "\x00" in text:
+            # PostgreSQL cannot store it: refused here as this row's error, not as a
+            # failed batch (found by fuzzing).
+            raise _RowInvalid(field_name, "含有空字符（\\0），请删除后重新导入")
         if field_name in ("skills", "training_wishes"):
             given[field_name] = [p for p in LIST_SEPARATORS.split(text) if p.strip()]
         elif field_name == "certificates":

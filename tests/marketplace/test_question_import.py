@@ -133,3 +133,16 @@ def test_a_question_with_no_correct_option_is_refused() -> None:
         check_question(data)
     assert caught.value.field == "correct"
     assert "没有正确答案" in caught.value.message
+
+
+def test_a_cell_with_nul_is_that_rows_error() -> None:
+    """Fuzzing found it: a \\0 in a question passed the checks and would then fail the
+    whole import on PostgreSQL; it is now an error on its row and column."""
+    rows, errors = read(
+        HEADER
+        + "Q1,单选,政策,易,题干\x00,甲,乙,,,A,解析,依据\n"
+        + "Q2,单选,政策,易,题干,甲,乙,,,A,解析,依据\n"
+    )
+    assert [r.code for r in rows] == ["Q2"]  # and with an error, import stores nothing
+    assert [(e.row, e.column) for e in errors] == [(2, "题干")]
+    assert "空字符" in errors[0].message

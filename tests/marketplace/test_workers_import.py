@@ -248,3 +248,63 @@ async def test_demo_workers_valid_near_duplicates_and_idempotent(
     assert all(name_similarity(a.name or "", b.name or "") >= 60 for a, b in twins)
     await demo.load_demo(sessions, cipher, seed=7, vocabulary=TaxonomyVocabulary())
     assert await count(sessions) == len(rows)
+
+
+def test_csv_in_no_known_encoding_is_refused_not_crashed() -> None:
+    """Fuzzing found it: bytes that are neither UTF-8 nor GB18030 (a cut-off GBK
+    character, a binary file named .csv) escaped as UnicodeDecodeError, a 500."""
+    header = ",".join(c.header for c in importing.COLUMNS).encode("gbk")
+    for data in (b"\x80", header + b"\n\xe5"):
+        with pytest.raises(Invalid, match="编码无法识别") as caught:
+            importing.count_rows(io.BytesIO(data), "csv")
+        assert caught.value.field == "file"
+
+
+def _corrupt_sheet(data: bytes) -> bytes:
+    """The workbook with its first sheet's compressed bytes overwritten mid-stream:
+    the zip directory and the workbook part still read, the rows do not."""
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(data)) as book:
+        info = book.getinfo("xl/worksheets/sheet1.xml")
+    header = data[info.header_offset : info.header_offset + 30]
+    start = (
+        info.header_offset
+        + 30
+        + int.from_bytes(header[26:28], "little")
+        + int.from_bytes(header[28:30], "little")
+    )
+    middle = start + info.compress_size // 2
+    return data[:middle] + b"\xff" * 8 + data[middle + 8 :]
+
+
+def test_xlsx_damaged_inside_a_sheet_is_refused_not_crashed() -> None:
+    """Fuzzing found it: a sheet whose deflate stream is corrupt loads (read-only mode
+    parses lazily) and then raised zlib.error or an XML ParseError while its rows were
+    read: a 500 from the API, a crashed import job."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append([c.header for c in importing.COLUMNS])
+    for n in range(200):
+        sheet.append([f"姓名{n}", f"5002381990010{n:05d}", "", "500238001001"])
+    out = io.BytesIO()
+    book.save(out)
+    damaged = _corrupt_sheet(out.getvalue())
+    with pytest.raises(Invalid, match="无法读取 XLSX") as caught:
+        list(importing.read_rows(io.BytesIO(damaged), "xlsx"))  # as import_workers reads
+    assert caught.value.field == "file"
+
+
+async def test_a_cell_with_nul_is_that_rows_error(
+    sessions: async_sessionmaker[AsyncSession], cipher: DataCipher
+) -> None:
+    """Fuzzing found it: a \\0 in a cell passed validation and then failed the whole
+    batch's insert on PostgreSQL (the import job ended as an unexplained failure)."""
+    broker_id, village = await setup(sessions)
+    text = csv_rows(village, 3).replace("工人丁", "工人\x00丁")
+    report = await run_import(sessions, cipher, broker_id, text.encode())
+    assert report.created == 2
+    assert [(e.row, e.column) for e in report.errors] == [(3, "姓名")], report.errors
+    assert "空字符" in report.errors[0].message
+    assert await count(sessions) == 2

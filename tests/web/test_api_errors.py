@@ -274,3 +274,21 @@ async def test_a_region_in_another_district_is_403_but_a_user_there_is_404(
 )
 def test_validation_phrases_translate(english: str, chinese: str) -> None:
     assert translate_validation(english) == chinese
+
+
+async def test_text_with_a_nul_is_refused_not_a_500(
+    client: Client, make_account: Any, login: Any, db_url: str
+) -> None:
+    """Fuzzing found it: PostgreSQL cannot store or compare text holding \\0, and a
+    search, a login name or a field carrying one was a 500 there (SQLite takes it)."""
+    on_postgres = db_url.startswith("postgresql")
+    headers = await login(await make_account("district_admin", YUZHONG))
+    search = await client.get("/api/v1/workers", params={"q": "张\x00三"}, headers=headers)
+    if on_postgres:
+        assert "空字符" in refusal(search, 422)["detail"]
+    else:
+        assert search.status_code == 200, search.text
+    failed = await client.post(
+        "/api/v1/auth/login", json={"username": "a\x00b", "password": "x" * 12}
+    )
+    refusal(failed, 422 if on_postgres else 401)
