@@ -22,8 +22,9 @@ from tests.conftest import WUXI, YUZHONG
 from tests.web.test_pages import VILLAGE, _csrf, page_login
 
 Client = AsyncTestClient[Litestar]
-# Anything that looks like an ID number or a mobile number.
-PERSONAL = re.compile(r"\d{17}[\dXx]|1[3-9]\d{9}")
+# Anything that looks like an ID number or a mobile number, standing on its own (a
+# longer run of digits, such as a timestamp in a static file's URL, is neither).
+PERSONAL = re.compile(r"(?<![\w.])(\d{17}[\dXx]|1[3-9]\d{9})(?![\w.])")
 
 
 def _period() -> str:

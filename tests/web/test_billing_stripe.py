@@ -30,6 +30,7 @@ from billing.stripe import StripeClient, sign
 from marketplace.db import unit_of_work
 from marketplace.dispatcher import drain
 from marketplace.events import emit
+from marketplace.organizations.models import Organization, OrganizationMember
 from tests.billing.conftest import make_broker
 from tests.conftest import YUZHONG
 from web.settings import Settings, StripeSettings
@@ -137,15 +138,31 @@ async def _journey(
         "/_config/webhooks/laowu", data={"url": f"http://127.0.0.1:{port}/hook", "secret": SECRET}
     )
     assert r.status_code == 200
-    employer = await login(await make_account("employer", YUZHONG))
+    employer_account = await make_account("employer", YUZHONG)
+    employer = await login(employer_account)
+    stranger = await login(await make_account("employer", YUZHONG))
     finance = await login(await make_account("finance", "50"))
     broker = await make_broker(sessions)
     async with unit_of_work(sessions) as session:
+        # The paying employer's organisation: the fee is its to pay, nobody else's.
+        org = Organization(
+            kind="employer",
+            name="渝中建工",
+            credit_code="91500103MA5UFEE001",
+            contact_name="王经理",
+            contact_phone="023-63000000",
+            address="渝中区",
+            region_code=YUZHONG,
+            status="verified",
+        )
+        session.add(org)
+        await session.flush()
+        session.add(OrganizationMember(organization_id=org.id or 0, user_id=employer_account.id))
         await emit(
             session,
             "placement.confirmed",
             {
-                "placement_id": 77, "job_id": 5, "organization_id": 9, "broker_id": broker,
+                "placement_id": 77, "job_id": 5, "organization_id": org.id, "broker_id": broker,
                 "worker_id": 123, "starts_on": "2026-03-01", "wage_min_fen": 600_000,
                 "wage_max_fen": 800_000, "wage_unit": "month", "fee_fixed_fen": None,
                 "fee_share_bp": 500,
@@ -154,6 +171,8 @@ async def _journey(
     await drain(sessions, app.state.registry)
     url = "/api/v1/placements/77/fee"
     assert (await client.post(url, headers=employer)).status_code == 422  # no Idempotency-Key
+    other = await client.post(url, headers={**stranger, "Idempotency-Key": "pay-0"})
+    assert other.status_code == 404  # another organisation's placement
     made = await client.post(url, headers={**employer, "Idempotency-Key": "pay-1"})
     assert made.status_code == 201, made.text
     fee = made.json()
