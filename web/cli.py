@@ -693,3 +693,45 @@ def tasks_sweep() -> None:
 
     moved = _run(run)
     click.echo(f"已过期 {moved['expired']} 个，已关闭 {moved['closed']} 个")
+
+
+# --- backup and restore (docs/operations.md) -------------------------------------------
+
+
+@main.command("backup")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@friendly
+def backup_command(path: Path) -> None:
+    """在线备份数据库（服务无需停机）到 PATH，媒体文件（证据、培训材料）到 PATH.media.tar。"""
+    from web.ops import backup as ops
+
+    settings = get_settings()
+    try:
+        report = ops.backup(settings.db.url, settings.media_dir, path)
+    except ops.OpsError as exc:
+        raise CliError(str(exc)) from exc
+    click.echo(
+        f"已备份数据库到 {report.database}，媒体文件 {report.media_files} 个到 {report.media}"
+        f"（用时 {report.seconds:.2f} 秒）"
+    )
+
+
+@main.command("restore")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--force", is_flag=True, help="SQLite：即使数据库正被服务打开也替换（之后须重启服务）"
+)
+@friendly
+def restore_command(path: Path, force: bool) -> None:
+    """从 laowu backup 的备份恢复数据库（及同名 .media.tar 中的媒体文件）。"""
+    from web.ops import backup as ops
+
+    settings = get_settings()
+    try:
+        kept = ops.restore(settings.db.url, settings.media_dir, path, force=force)
+    except ops.OpsError as exc:
+        raise CliError(str(exc)) from exc
+    click.echo(f"已从 {path} 恢复数据库")
+    if kept is not None:
+        click.echo(f"已恢复媒体文件；原媒体目录保留在 {kept}")
+    click.echo("请运行 laowu db upgrade 与 laowu audit verify 检查")
