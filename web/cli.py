@@ -98,7 +98,9 @@ def _run(coro_fn: Callable[[Settings], Coroutine[Any, Any, R]]) -> R:
 @click.group()
 def main() -> None:
     """劳务经纪人服务平台命令行工具。"""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from web.ops.observability import configure_logging
+
+    configure_logging()  # text, or JSON lines with LAOWU_LOG_FORMAT=json
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
@@ -319,6 +321,7 @@ def serve(host: str, port: int, workers: int) -> None:
         log_level="info",
         proxy_headers=False,
         access_log=False,
+        log_config=None,  # uvicorn's lines go through our handler (request ids, JSON)
     )
 
 

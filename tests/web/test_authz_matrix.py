@@ -1235,6 +1235,9 @@ PAGE_RULES: dict[tuple[str, str], PageRule] = {
     # Public disclosure of rankings: no login.
     ("GET", "/public/rankings"): PageRule(anon=200, public=True),
     ("GET", "/public/rankings.csv"): PageRule(anon=200, public=True),
+    # Prometheus metrics: loopback or LAOWU_METRICS_TOKEN only, never a session
+    # (docs/operations.md); the test client is neither, so 403 for everyone.
+    ("GET", "/metrics"): PageRule(anon=403, public=True),
 }
 
 
