@@ -20,7 +20,7 @@ from litestar.types import ControllerRouterHandler
 from marketplace.db import create_engine, session_factory
 from marketplace.dispatcher import drain
 from matching.search import open_backend as open_search
-from web import security_headers
+from web import ratelimit, security_headers
 from web.api.audit import AuditController
 from web.api.auth import AuthController, MeController
 from web.api.billing import BILLING_CONTROLLERS
@@ -148,6 +148,7 @@ def create_app(settings: Settings) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,
         after_exception=[audit_refusal],
         middleware=[AuthMiddleware()],
+        before_request=ratelimit.before_request,
         csrf_config=CSRFConfig(
             secret=settings.security.secret_key,
             cookie_name="laowu_csrf",
