@@ -4,7 +4,9 @@ balances, memory."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from marketplace.db import unit_of_work
 from marketplace.events import emit
 from tests.billing.helpers import finance, fund
+from web.app import create_app
+from web.settings import DatabaseSettings, Settings
 
 TOKEN = "metrics-token-for-tests-0123456789"
 
@@ -74,6 +78,7 @@ async def test_metrics_report_requests_outbox_and_pools(
     pool = {"district": "500103", "source": "employment_subsidy"}
     assert metric(body, "laowu_fund_pool_balance_fen", **pool, account="available") == 123_456
     assert metric(body, "laowu_fund_pool_balance_fen", **pool, account="reserved") == 0
+    assert metric(body, "laowu_database_up") == 1
     memory = metric(body, "process_resident_memory_bytes")
     assert memory is not None
     assert memory > 10_000_000
@@ -107,3 +112,17 @@ async def test_without_a_token_only_direct_loopback_may_read(
     # Through a proxy on the same machine: the connection is loopback, the caller is not.
     proxied = await _from(app, "127.0.0.1", {"X-Forwarded-For": "203.0.113.9"})
     assert proxied.status_code == 403
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_metrics_still_answer_when_the_database_does_not(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LAOWU_METRICS_TOKEN", TOKEN)
+    gone = f"sqlite+aiosqlite:///{tmp_path / 'no-such-dir' / 'laowu.db'}"
+    app = create_app(dataclasses.replace(settings, db=DatabaseSettings(url=gone, pooled=False)))
+    async with AsyncTestClient(app=app) as client:
+        response = await client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 200
+    assert metric(response.text, "laowu_database_up") == 0
+    assert metric(response.text, "process_resident_memory_bytes")

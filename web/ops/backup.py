@@ -17,7 +17,7 @@ import tarfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 
 class OpsError(RuntimeError):
@@ -44,9 +44,25 @@ def sqlite_path(url: str) -> Path | None:
 
 
 def libpq_url(url: str) -> str:
-    """``postgresql+asyncpg://…`` as the ``postgresql://…`` that pg_dump understands."""
+    """``postgresql+asyncpg://…`` as the ``postgresql://…`` that pg_dump understands,
+    without the password (that goes in PGPASSWORD: argv is visible to every user)."""
     parts = urlsplit(url)
-    return urlunsplit(("postgresql", parts.netloc, parts.path, parts.query, parts.fragment))
+    netloc = parts.hostname or ""
+    if ":" in netloc:
+        netloc = f"[{netloc}]"
+    if parts.port:
+        netloc += f":{parts.port}"
+    if parts.username:
+        netloc = f"{parts.username}@{netloc}"
+    return urlunsplit(("postgresql", netloc, parts.path, parts.query, parts.fragment))
+
+
+def _pg_env(url: str) -> dict[str, str]:
+    env = dict(os.environ)
+    password = urlsplit(url).password
+    if password:
+        env["PGPASSWORD"] = unquote(password)
+    return env
 
 
 # --- SQLite ----------------------------------------------------------------------------
@@ -118,13 +134,7 @@ def restore_sqlite(backup: Path, target: Path, *, force: bool) -> None:
         staged.unlink(missing_ok=True)
         raise OpsError(f"{backup} 已损坏：{result[0] if result else '无法检查'}")
     # The old database's WAL belongs to the old file: replayed onto the restored
-    # one it would corrupt it. Fold it in first, then drop it with the old file.
-    if target.exists() and not force:
-        conn = sqlite3.connect(target, timeout=5)
-        try:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        finally:
-            conn.close()
+    # one it would corrupt it. It goes with the file it belongs to.
     for suffix in ("-wal", "-shm"):
         target.with_name(target.name + suffix).unlink(missing_ok=True)
     os.replace(staged, target)
@@ -140,8 +150,8 @@ def _tool(name: str) -> str:
     return found
 
 
-def _run(args: list[str]) -> None:
-    done = subprocess.run(args, capture_output=True, text=True, check=False)  # noqa: S603 (our own argv, no shell)
+def _run(args: list[str], env: dict[str, str]) -> None:
+    done = subprocess.run(args, capture_output=True, text=True, check=False, env=env)  # noqa: S603 (our own argv, no shell)
     if done.returncode != 0:
         detail = (done.stderr or done.stdout).strip().splitlines()
         raise OpsError(f"{Path(args[0]).name} 失败：{detail[-1] if detail else done.returncode}")
@@ -149,7 +159,10 @@ def _run(args: list[str]) -> None:
 
 def backup_postgres(url: str, target: Path) -> None:
     partial = target.with_name(target.name + ".partial")
-    _run([_tool("pg_dump"), "--format=custom", "--no-owner", f"--file={partial}", libpq_url(url)])
+    _run(
+        [_tool("pg_dump"), "--format=custom", "--no-owner", f"--file={partial}", libpq_url(url)],
+        _pg_env(url),
+    )
     os.replace(partial, target)
 
 
@@ -168,6 +181,7 @@ def _postgres_tables(url: str) -> int:
         capture_output=True,
         text=True,
         check=False,
+        env=_pg_env(url),
     )
     if done.returncode != 0:
         detail = done.stderr.strip().splitlines()
@@ -192,7 +206,8 @@ def restore_postgres(url: str, backup: Path) -> None:
             "--single-transaction",
             f"--dbname={libpq_url(url)}",
             str(backup),
-        ]
+        ],
+        _pg_env(url),
     )
 
 

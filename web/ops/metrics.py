@@ -12,6 +12,7 @@ machine itself (loopback, no proxy forwarding headers). Everyone else gets 403.
 from __future__ import annotations
 
 import hmac
+import logging
 import os
 import resource
 import threading
@@ -34,6 +35,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
 STARTED = time.time()
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -189,7 +191,16 @@ async def metrics(request: Request[Any, Any, Any]) -> Response[str]:
             status_code=403,
             media_type="text/plain; charset=utf-8",
         )
-    async with request.app.state.sessions() as session:
-        lines = await database_lines(session)
+    try:
+        async with request.app.state.sessions() as session:
+            lines = ["laowu_database_up 1", *await database_lines(session)]
+    except Exception:  # still report the process; the gauge says what is missing
+        log.exception("metrics: the database did not answer")
+        lines = ["laowu_database_up 0"]
+    lines = [
+        "# HELP laowu_database_up Whether the database answered this scrape.",
+        "# TYPE laowu_database_up gauge",
+        *lines,
+    ]
     body = "\n".join([*request.app.state.metrics.render(), *lines, *process_lines()]) + "\n"
     return Response(body, media_type=CONTENT_TYPE)
