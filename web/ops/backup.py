@@ -106,6 +106,8 @@ def sqlite_in_use(path: Path) -> bool:
         return False
     except sqlite3.OperationalError:
         return True
+    except sqlite3.DatabaseError as exc:
+        raise OpsError(f"{path} 不是可用的 SQLite 数据库：{exc}") from exc
     finally:
         conn.close()
 
