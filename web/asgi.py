@@ -8,5 +8,5 @@ from web.settings import get_settings
 
 
 def build() -> Litestar:
-    configure_logging()  # also in each process uvicorn spawns for --workers
+    configure_logging(force=False)  # also in each process uvicorn spawns for --workers
     return create_app(get_settings())

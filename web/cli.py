@@ -100,7 +100,7 @@ def main() -> None:
     """劳务经纪人服务平台命令行工具。"""
     from web.ops.observability import configure_logging
 
-    configure_logging()  # text, or JSON lines with LAOWU_LOG_FORMAT=json
+    configure_logging(force=False)  # text, or JSON lines with LAOWU_LOG_FORMAT=json
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 

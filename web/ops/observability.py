@@ -90,14 +90,23 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 _HANDLER_NAME = "laowu"
 
 
-def configure_logging(log_format: str | None = None, level: int = logging.INFO) -> None:
-    """One handler on the root logger (replacing ours if called again), text or JSON."""
+def configure_logging(
+    log_format: str | None = None, level: int = logging.INFO, *, force: bool = True
+) -> None:
+    """One handler on the root logger (replacing ours if called again), text or JSON.
+
+    Without ``force``, like ``logging.basicConfig``: nothing happens when the root
+    logger already has handlers (ours from an earlier call, or a host's such as
+    pytest's, whose captured output must stay as it was).
+    """
+    root = logging.getLogger()
+    if not force and root.handlers:
+        return
     chosen = (log_format or os.environ.get("LAOWU_LOG_FORMAT") or "text").strip().lower()
     handler = _StderrHandler()
     handler.set_name(_HANDLER_NAME)
     handler.addFilter(RequestIdFilter())
     handler.setFormatter(JsonFormatter() if chosen == "json" else logging.Formatter(TEXT_FORMAT))
-    root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
         root.removeHandler(old)
     root.addHandler(handler)
