@@ -20,6 +20,7 @@ from litestar.types import ControllerRouterHandler
 from marketplace.db import create_engine, session_factory
 from marketplace.dispatcher import drain
 from matching.search import open_backend as open_search
+from web import ratelimit, security_headers
 from web.api.audit import AuditController
 from web.api.auth import AuthController, MeController
 from web.api.billing import BILLING_CONTROLLERS
@@ -43,10 +44,12 @@ from web.auth import AuthMiddleware
 from web.deps import DEPENDENCIES
 from web.errors import EXCEPTION_HANDLERS, audit_refusal
 from web.openapi import COMPONENTS, document_api
+from web.ops.metrics import Registry
+from web.ops.metrics import metrics as metrics_route
+from web.ops.observability import observe
 from web.pages import PAGE_ROUTES
 from web.pages.templating import configure_templates
 from web.schedule import Schedule, duties
-from web.security_headers import SecurityHeadersMiddleware
 from web.settings import Settings
 from web.wiring import build_registry
 
@@ -80,6 +83,7 @@ API_ROUTES: list[ControllerRouterHandler] = [
     BrokerScoresController,
     healthz,
     readyz,
+    metrics_route,
 ]
 
 
@@ -111,6 +115,7 @@ def create_app(settings: Settings) -> Litestar:
             "cipher": settings.security.cipher(),
             "registry": build_registry(search=search),
             "search": search,
+            "metrics": Registry(),
         }
     )
 
@@ -143,13 +148,14 @@ def create_app(settings: Settings) -> Litestar:
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         after_exception=[audit_refusal],
-        middleware=[SecurityHeadersMiddleware(), AuthMiddleware()],
+        middleware=[AuthMiddleware()],
+        before_request=ratelimit.before_request,
         csrf_config=CSRFConfig(
             secret=settings.security.secret_key,
             cookie_name="laowu_csrf",
             cookie_secure=settings.security.secure_cookies,
             cookie_samesite="strict",
-            exclude=["^/api/", "^/healthz", "^/readyz", "^/schema"],
+            exclude=["^/api/", "^/healthz", "^/readyz", "^/schema", "^/metrics"],
         ),
         template_config=TemplateConfig(
             directory=HERE / "templates",
@@ -161,6 +167,14 @@ def create_app(settings: Settings) -> Litestar:
         ),
         lifespan=[lifespan],
         debug=False,
+        # Ours (web/ops/observability.py, set by laowu / web.asgi): Litestar's default
+        # would replace the root logger's handlers at startup.
+        logging_config=None,
     )
     document_api(app)
+    # Outside routing, so 404s and Litestar's own errors get them too (docs/operations.md).
+    app.asgi_handler = observe(
+        security_headers.wrap(app.asgi_handler, hsts=settings.security.secure_cookies),
+        state["metrics"],
+    )
     return app

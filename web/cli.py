@@ -98,7 +98,9 @@ def _run(coro_fn: Callable[[Settings], Coroutine[Any, Any, R]]) -> R:
 @click.group()
 def main() -> None:
     """劳务经纪人服务平台命令行工具。"""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from web.ops.observability import configure_logging
+
+    configure_logging(force=False)  # text, or JSON lines with LAOWU_LOG_FORMAT=json
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
@@ -320,6 +322,7 @@ def serve(host: str, port: int, workers: int) -> None:
         log_level="info",
         proxy_headers=False,
         access_log=False,
+        log_config=None,  # uvicorn's lines go through our handler (request ids, JSON)
     )
 
 
@@ -786,3 +789,45 @@ def billing_execute_batch(batch_id: int, username: str) -> None:
             await engine.dispose()
 
     click.echo(f"批次 {batch_id}：{_run(run)}")
+
+
+# --- backup and restore (docs/operations.md) -------------------------------------------
+
+
+@main.command("backup")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@friendly
+def backup_command(path: Path) -> None:
+    """在线备份数据库（服务无需停机）到 PATH，媒体文件（证据、培训材料）到 PATH.media.tar。"""
+    from web.ops import backup as ops
+
+    settings = get_settings()
+    try:
+        report = ops.backup(settings.db.url, settings.media_dir, path)
+    except ops.OpsError as exc:
+        raise CliError(str(exc)) from exc
+    click.echo(
+        f"已备份数据库到 {report.database}，媒体文件 {report.media_files} 个到 {report.media}"
+        f"（用时 {report.seconds:.2f} 秒）"
+    )
+
+
+@main.command("restore")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--force", is_flag=True, help="SQLite：即使数据库正被服务打开也替换（之后须重启服务）"
+)
+@friendly
+def restore_command(path: Path, force: bool) -> None:
+    """从 laowu backup 的备份恢复数据库（及同名 .media.tar 中的媒体文件）。"""
+    from web.ops import backup as ops
+
+    settings = get_settings()
+    try:
+        kept = ops.restore(settings.db.url, settings.media_dir, path, force=force)
+    except ops.OpsError as exc:
+        raise CliError(str(exc)) from exc
+    click.echo(f"已从 {path} 恢复数据库")
+    if kept is not None:
+        click.echo(f"已恢复媒体文件；原媒体目录保留在 {kept}")
+    click.echo("请运行 laowu db upgrade 与 laowu audit verify 检查")

@@ -1,9 +1,12 @@
-"""Security headers on every response."""
+"""Security headers on every response.
+
+Applied around the whole application (``wrap``), outside routing, so that 404s,
+static files and Litestar's own errors carry them too, not only routed handlers.
+"""
 
 from __future__ import annotations
 
 from litestar.datastructures import MutableScopeHeaders
-from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 HEADERS = {
@@ -16,12 +19,18 @@ HEADERS = {
         "frame-ancestors 'none'; form-action 'self'; base-uri 'self'"
     ),
 }
+# Only where cookies are secure (production, behind TLS): a browser that saw it once
+# refuses plain HTTP to this host for a year, which would lock out a development box.
+HSTS = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
 # The interactive API docs load their own scripts and styles.
 CSP_EXEMPT_PREFIX = "/schema"
 
 
-class SecurityHeadersMiddleware(ASGIMiddleware):
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+def wrap(app: ASGIApp, *, hsts: bool) -> ASGIApp:
+    async def with_headers(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
         exempt = scope.get("path", "").startswith(CSP_EXEMPT_PREFIX)
 
         async def send_with_headers(message: Message) -> None:
@@ -31,6 +40,10 @@ class SecurityHeadersMiddleware(ASGIMiddleware):
                     if exempt and name == "Content-Security-Policy":
                         continue
                     headers.setdefault(name, value)
+                if hsts:
+                    headers.setdefault(*HSTS)
             await send(message)
 
-        await next_app(scope, receive, send_with_headers)
+        await app(scope, receive, send_with_headers)
+
+    return with_headers

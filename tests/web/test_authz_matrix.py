@@ -1264,6 +1264,9 @@ PAGE_RULES: dict[tuple[str, str], PageRule] = {
     ("POST", "/earnings"): PageRule(anon=403),
     ("GET", "/fees"): PageRule(anon=302),
     ("POST", "/fees"): PageRule(anon=403),
+    # Prometheus metrics: loopback or LAOWU_METRICS_TOKEN only, never a session
+    # (docs/operations.md); the test client is neither, so 403 for everyone.
+    ("GET", "/metrics"): PageRule(anon=403, public=True),
 }
 
 
