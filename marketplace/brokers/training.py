@@ -313,13 +313,18 @@ async def record_attendance(
 
 
 async def broker_days(
-    session: AsyncSession, prefix: str, year: int, *, refresher_only: bool = False
+    session: AsyncSession,
+    prefix: str,
+    year: int,
+    *,
+    refresher_only: bool = False,
+    until: date | None = None,
 ) -> dict[int, int]:
-    """Days per broker in ``year`` (sessions starting that year), counting days trained
-    as an applicant before certification."""
+    """Days per broker in ``year`` (sessions starting that year, up to ``until`` when
+    given), counting days trained as an applicant before certification."""
     in_year = [
         col(TrainingSession.starts_on) >= date(year, 1, 1),
-        col(TrainingSession.starts_on) <= date(year, 12, 31),
+        col(TrainingSession.starts_on) <= (until or date(year, 12, 31)),
     ]
     if refresher_only:
         in_year.append(col(TrainingSession.refresher).is_(True))

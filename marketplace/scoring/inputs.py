@@ -12,14 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from marketplace.accounts.models import UserActivityDay
+from marketplace.brokers import training
 from marketplace.brokers.exams_models import ExamAttempt
 from marketplace.brokers.models import Broker, BrokerApplication, BrokerStatus
-from marketplace.brokers.training_models import TrainingAttendance, TrainingSession
 from marketplace.clock import as_utc, local, utcnow
 from marketplace.placements import rate as match_rates
 from marketplace.placements.models import ArrearsCase, ArrearsStatus, Recommendation
@@ -254,35 +254,9 @@ async def job_match(session: AsyncSession, period: Period) -> dict[int, Counts]:
 
 async def training_days(session: AsyncSession, period: Period) -> dict[int, float]:
     """Days trained in the period's year up to its end, as a broker or, before
-    certification, as an applicant (``brokers.training.broker_days``)."""
-    in_window = (
-        col(TrainingSession.starts_on) >= date(period.year, 1, 1),
-        col(TrainingSession.starts_on) <= period.last_day,
-    )
-    direct: Select[int | None, int] = (
-        select(
-            col(TrainingAttendance.broker_id).label("broker_id"),
-            col(TrainingAttendance.days).label("days"),
-        )
-        .join(TrainingSession, col(TrainingSession.id) == col(TrainingAttendance.session_id))
-        .where(col(TrainingAttendance.broker_id).is_not(None), *in_window)
-    )
-    as_applicant: Select[int | None, int] = (
-        select(
-            col(BrokerApplication.broker_id).label("broker_id"),
-            col(TrainingAttendance.days).label("days"),
-        )
-        .join(TrainingSession, col(TrainingSession.id) == col(TrainingAttendance.session_id))
-        .join(
-            BrokerApplication, col(BrokerApplication.id) == col(TrainingAttendance.application_id)
-        )
-        .where(col(BrokerApplication.broker_id).is_not(None), *in_window)
-    )
-    both = direct.union_all(as_applicant).subquery()
-    rows = await session.execute(
-        select(both.c.broker_id, func.sum(both.c.days)).group_by(both.c.broker_id)
-    )
-    return {int(b): float(days) for b, days in rows.all()}
+    certification, as an applicant (the compliance report's own count)."""
+    days = await training.broker_days(session, "", period.year, until=period.last_day)
+    return {broker_id: float(total) for broker_id, total in days.items()}
 
 
 async def exam_scores(session: AsyncSession, period: Period) -> dict[int, float]:
