@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, DateTime, event, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -136,3 +138,16 @@ async def fetch_page(
         select(model).where(*where).order_by(*orders).limit(limit).offset(offset)
     )
     return list(rows.scalars()), int(total)
+
+
+async def insert_ignoring_duplicates(
+    session: AsyncSession, model: Any, rows: list[dict[str, Any]], *, chunk: int = 5000
+) -> None:
+    """Insert rows, skipping any that would break a unique key (``ON CONFLICT DO
+    NOTHING`` on both SQLite and PostgreSQL): for idempotent bookkeeping rows."""
+    dialect = session.get_bind().dialect.name
+    insert_ = pg_insert if dialect == "postgresql" else sqlite_insert
+    for start in range(0, len(rows), chunk):
+        await session.execute(
+            insert_(model).values(rows[start : start + chunk]).on_conflict_do_nothing()
+        )

@@ -12,8 +12,6 @@ import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -31,7 +29,7 @@ from marketplace.accounts.models import (
 from marketplace.brokers.models import Broker, BrokerStatus, BrokerVillage
 from marketplace.clock import as_utc, local, utcnow
 from marketplace.crypto import DataCipher
-from marketplace.db import fetch_page
+from marketplace.db import fetch_page, insert_ignoring_duplicates
 from marketplace.errors import Conflict, Forbidden, Invalid, Locked, NotFound, Unauthenticated
 from marketplace.events import emit
 from marketplace.regions.models import Region
@@ -548,10 +546,9 @@ async def touch(*, session: AsyncSession, auth_id: int, user_id: int | None = No
 
 async def record_activity(*, session: AsyncSession, user_id: int, at: datetime) -> None:
     """Mark ``at``'s Chongqing day as active for the user (idempotent)."""
-    values = {"user_id": user_id, "day": local(at).date()}
-    dialect = session.get_bind().dialect.name
-    insert_ = pg_insert if dialect == "postgresql" else sqlite_insert
-    await session.execute(insert_(UserActivityDay).values(**values).on_conflict_do_nothing())
+    await insert_ignoring_duplicates(
+        session, UserActivityDay, [{"user_id": user_id, "day": local(at).date()}]
+    )
 
 
 async def logout(*, session: AsyncSession, actor: Actor, auth_id: int) -> None:

@@ -8,8 +8,6 @@ import random
 from datetime import datetime, timedelta
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -17,6 +15,7 @@ from marketplace.access import SYSTEM, Role
 from marketplace.accounts.models import User, UserActivityDay
 from marketplace.brokers.models import Broker, BrokerStatus
 from marketplace.clock import local, utcnow
+from marketplace.db import insert_ignoring_duplicates
 from marketplace.scoring import service
 from marketplace.scoring.rules import Period
 from marketplace.workers.models import Worker, WorkerChange
@@ -52,11 +51,7 @@ async def load(session: AsyncSession, *, seed: int, now: datetime | None = None)
             if day.weekday() < 5 and rng.random() < habit:
                 rows.append({"user_id": user_id, "day": day})
             day += timedelta(days=1)
-    insert_ = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    for start in range(0, len(rows), 5000):
-        await session.execute(
-            insert_(UserActivityDay).values(rows[start : start + 5000]).on_conflict_do_nothing()
-        )
+    await insert_ignoring_duplicates(session, UserActivityDay, rows)
     await _verifications(session, habits, current, rng)
     scored = []
     for back in range(MONTHS, 0, -1):
