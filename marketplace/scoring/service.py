@@ -16,7 +16,7 @@ from sqlmodel import col
 from marketplace import audit
 from marketplace.access import Actor, Role, require
 from marketplace.brokers.models import Broker
-from marketplace.clock import utcnow
+from marketplace.clock import local, utcnow
 from marketplace.db import fetch_page
 from marketplace.errors import Forbidden, Invalid, NotFound
 from marketplace.scoring import inputs as sources
@@ -24,6 +24,7 @@ from marketplace.scoring import rules
 from marketplace.scoring.models import (
     BrokerScore,
     ComponentPublic,
+    ScoreAppeal,
     ScoreDecision,
     ScoreExplained,
     ScoreModel,
@@ -206,8 +207,6 @@ async def compute(
 
 
 async def _referenced(session: AsyncSession, score_id: int) -> bool:
-    from marketplace.scoring.models import ScoreAppeal
-
     for model in (ScoreAppeal, ScoreDecision):
         found = (
             await session.execute(
@@ -479,8 +478,6 @@ def to_explained(explained: Explained) -> ScoreExplained:
 async def monthly_due(session: AsyncSession, now: datetime) -> Period | None:
     """The month just ended, if no run has scored it since it ended: what the
     worker's monthly job computes (once; later runs are by hand or by appeal)."""
-    from marketplace.clock import local
-
     today = local(now).date()
     period = Period(today.year, today.month).previous()
     done = (

@@ -17,7 +17,7 @@ from marketplace.access import Role, can, require
 from marketplace.brokers.models import Broker
 from marketplace.errors import DomainError, NotFound
 from marketplace.scoring import decisions, public, service
-from marketplace.scoring.models import BrokerScore
+from marketplace.scoring.models import BrokerScore, ScoreAppeal
 from marketplace.scoring.rules import Period
 from web.auth import requires_login
 from web.deps import CurrentActor, Db, Paging, RowId
@@ -82,8 +82,6 @@ async def _my_score(
     explained = await service.explain(db, history[-1]) if history else None
     appealed = False
     if history:
-        from marketplace.scoring.models import ScoreAppeal
-
         appealed = (
             await db.execute(
                 select(col(ScoreAppeal.id)).where(col(ScoreAppeal.score_id) == history[-1].id)
