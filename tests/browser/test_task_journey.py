@@ -102,7 +102,12 @@ def test_claim_submit_and_approve_on_a_phone(
     admin.get_by_role("heading", name="审核").wait_for()
     image = admin.locator(".evidence img")
     expect(image).to_be_visible()
-    assert image.evaluate("img => img.naturalWidth") == 640  # served through the authorised route
+    # Visible is not loaded: wait for the bytes (served through the authorised route).
+    width = image.evaluate(
+        "img => img.complete && img.naturalWidth ? img.naturalWidth : new Promise("
+        "done => img.addEventListener('load', () => done(img.naturalWidth), {once: true}))"
+    )
+    assert width == 640
     admin.get_by_label("核定数量（不超过提交的 2）").fill("1")
     admin.get_by_label("审核意见（退回时必填）").fill("第二场签到表缺失")
     _no_horizontal_scroll(admin)
