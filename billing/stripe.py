@@ -174,6 +174,43 @@ class StripeClient:
             idempotency_key=idempotency_key,
         )
 
+    async def update_payment_intent(
+        self, intent_id: str, params: Mapping[str, Any], *, idempotency_key: str
+    ) -> dict[str, Any]:
+        return await self.request(
+            "POST", f"/v1/payment_intents/{intent_id}", params, idempotency_key=idempotency_key
+        )
+
+    async def confirm_payment_intent(
+        self, intent_id: str, *, idempotency_key: str
+    ) -> dict[str, Any]:
+        return await self.request(
+            "POST", f"/v1/payment_intents/{intent_id}/confirm", idempotency_key=idempotency_key
+        )
+
+    async def create_customer(
+        self, params: Mapping[str, Any], *, idempotency_key: str
+    ) -> dict[str, Any]:
+        return await self.request("POST", "/v1/customers", params, idempotency_key=idempotency_key)
+
+    async def create_setup_intent(
+        self, params: Mapping[str, Any], *, idempotency_key: str
+    ) -> dict[str, Any]:
+        return await self.request(
+            "POST", "/v1/setup_intents", params, idempotency_key=idempotency_key
+        )
+
+    async def retrieve_setup_intent(self, setup_intent_id: str) -> dict[str, Any]:
+        return await self.request("GET", f"/v1/setup_intents/{setup_intent_id}")
+
+    async def retrieve_charge(self, charge_id: str) -> dict[str, Any]:
+        return await self.request("GET", f"/v1/charges/{charge_id}")
+
+    async def charge_refunds(self, charge_id: str) -> list[dict[str, Any]]:
+        """Every refund of one charge (a charge has few: one page of 100)."""
+        page = await self.request("GET", "/v1/refunds", {"charge": charge_id, "limit": 100})
+        return list(page.get("data", []))
+
     async def balance_transactions(
         self, *, created_gte: int, created_lt: int, page_size: int = 100
     ) -> AsyncIterator[dict[str, Any]]:

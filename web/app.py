@@ -174,7 +174,15 @@ def create_app(settings: Settings) -> Litestar:
     document_api(app)
     # Outside routing, so 404s and Litestar's own errors get them too (docs/operations.md).
     app.asgi_handler = observe(
-        security_headers.wrap(app.asgi_handler, hsts=settings.security.secure_cookies),
+        security_headers.wrap(
+            app.asgi_handler,
+            hsts=settings.security.secure_cookies,
+            page_csp={
+                security_headers.STRIPE_PAGE_PREFIX: security_headers.stripe_page_csp(
+                    js_url=settings.stripe.js_url, api_base=settings.stripe.api_base
+                )
+            },
+        ),
         state["metrics"],
     )
     return app

@@ -35,6 +35,9 @@ class StripeSettings:
     api_base: str = "https://api.stripe.com"
     api_key: str | None = None
     webhook_secret: str | None = None
+    # The employer's card form (docs/billing.md): Stripe.js and the publishable key.
+    publishable_key: str | None = None
+    js_url: str = "https://js.stripe.com/v3/"
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,8 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
             api_base=source.get("LAOWU_STRIPE_API_BASE") or StripeSettings.api_base,
             api_key=source.get("LAOWU_STRIPE_API_KEY") or None,
             webhook_secret=source.get("LAOWU_STRIPE_WEBHOOK_SECRET") or None,
+            publishable_key=source.get("LAOWU_STRIPE_PUBLISHABLE_KEY") or None,
+            js_url=source.get("LAOWU_STRIPE_JS_URL") or StripeSettings.js_url,
         ),
         billing=_billing(source),
         media_dir=Path(source.get("LAOWU_MEDIA_DIR") or var_dir / "media"),

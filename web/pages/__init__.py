@@ -23,7 +23,14 @@ from web.pages.brokers import (
     queue_bulk_decide,
     queue_page,
 )
-from web.pages.earnings import earnings_bank, earnings_page, fee_page, fee_pay
+from web.pages.earnings import (
+    earnings_bank,
+    earnings_page,
+    fee_card_charge,
+    fee_card_start,
+    fee_page,
+    fee_status,
+)
 from web.pages.exams import exam_answer, exam_page, exam_start, exam_start_page, exam_submit
 from web.pages.finance import (
     finance_appropriate,
@@ -247,5 +254,7 @@ PAGE_ROUTES: list[ControllerRouterHandler] = [
     earnings_page,
     earnings_bank,
     fee_page,
-    fee_pay,
+    fee_card_start,
+    fee_card_charge,
+    fee_status,
 ]

@@ -11,7 +11,7 @@ from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
-from billing import bank, earnings, fees
+from billing import bank, earnings, fee_cards, fees
 from marketplace.access import Role, require
 from marketplace.errors import DomainError, Invalid
 from web.api.stripe_fees import _call_stripe, stripe_client
@@ -84,6 +84,16 @@ async def earnings_bank(
     return Redirect("/earnings?saved=1", status_code=HTTP_303_SEE_OTHER)
 
 
+def _fee_context(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    stripe = request.app.state.settings.stripe
+    # The card form needs both keys: the publishable one for Stripe.js, the secret one
+    # for our calls; without them the page says so instead of showing a dead form.
+    return {
+        "stripe_js_url": stripe.js_url,
+        "publishable_key": stripe.publishable_key if stripe.api_key else None,
+    }
+
+
 @get("/fees/{placement_id:int}", guards=[requires_login], include_in_schema=False)
 async def fee_page(
     request: Request[Any, Any, Any], db: Db, actor: CurrentActor, placement_id: RowId
@@ -94,36 +104,81 @@ async def fee_page(
         db,
         "finance/fee.html",
         fee=fees.to_public(fee),
-        publishable=request.app.state.settings.stripe.api_base,
         errors={},
+        **_fee_context(request),
     )
 
 
-@post("/fees/{placement_id:int}/pay", guards=[requires_login], include_in_schema=False)
-async def fee_pay(
+async def _json_refusal(
+    request: Request[Any, Any, Any], db: Any, exc: DomainError
+) -> Response[Any]:
+    await refuse_in_form(request, db, exc)
+    return Response({"detail": exc.message, "field": exc.field}, status_code=exc.status)
+
+
+@post("/fees/{placement_id:int}/card", guards=[requires_login], include_in_schema=False)
+async def fee_card_start(
     request: Request[Any, Any, Any], db: Db, actor: CurrentActor, placement_id: RowId
-) -> Response[Any] | Template:
+) -> Response[Any]:
+    """The card form's first step: a SetupIntent's client secret for Stripe.js."""
     try:
-        await fees.get_fee(db, actor=actor, placement_id=placement_id)
         async with stripe_client(request) as client:
-            await _call_stripe(
-                fees.create_intent(
+            setup = await _call_stripe(
+                fee_cards.start_card_payment(
+                    db, actor=actor, client=client, placement_id=placement_id
+                )
+            )
+    except DomainError as exc:
+        return await _json_refusal(request, db, exc)
+    return Response(setup.model_dump(), status_code=200)
+
+
+@post("/fees/{placement_id:int}/card/charge", guards=[requires_login], include_in_schema=False)
+async def fee_card_charge(
+    request: Request[Any, Any, Any], db: Db, actor: CurrentActor, placement_id: RowId
+) -> Response[Any]:
+    """The second step: charge the card Stripe.js set up (only its Stripe id comes here)."""
+    try:
+        body = await request.json()
+        setup_id = body.get("setup_intent_id") if isinstance(body, dict) else None
+        if not isinstance(setup_id, str) or not setup_id.startswith("seti_"):
+            raise Invalid("setup_intent_id", "缺少银行卡验证编号")
+        async with stripe_client(request) as client:
+            charge = await _call_stripe(
+                fee_cards.charge_card(
                     db,
                     actor=actor,
                     client=client,
                     placement_id=placement_id,
-                    key=f"page-{placement_id}",
+                    setup_intent_id=setup_id,
                 )
             )
     except DomainError as exc:
-        errors = await refuse_in_form(request, db, exc)
-        fee = await fees.get_fee(db, actor=actor, placement_id=placement_id)
-        return await render(
-            request,
-            db,
-            "finance/fee.html",
-            status_code=exc.status,
-            fee=fees.to_public(fee),
-            errors=errors,
-        )
-    return Redirect(f"/fees/{placement_id}", status_code=HTTP_303_SEE_OTHER)
+        return await _json_refusal(request, db, exc)
+    except ValueError:
+        return await _json_refusal(request, db, Invalid("setup_intent_id", "请求内容不是 JSON"))
+    return Response(charge.model_dump(), status_code=200)
+
+
+FEE_STATUS = {
+    "due": "待付款",
+    "processing": "等待银行卡付款确认",
+    "succeeded": "已付款",
+    "refunded": "已全额退款",
+}
+
+
+@get("/fees/{placement_id:int}/status", guards=[requires_login], include_in_schema=False)
+async def fee_status(db: Db, actor: CurrentActor, placement_id: RowId) -> Response[dict[str, Any]]:
+    """What the page polls after paying: booked only once our webhook has run."""
+    fee = await fees.get_fee(db, actor=actor, placement_id=placement_id)
+    return Response(
+        {
+            "status": fee.status,
+            "label": FEE_STATUS.get(fee.status, fee.status),
+            "booked": fee.entry_id is not None,
+            "amount_fen": fee.amount_fen,
+            "refunded_fen": fee.refunded_fen,
+        },
+        headers={"Cache-Control": "no-store"},
+    )
