@@ -16,6 +16,7 @@ the amount, the currency and our placement and fee ids.
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,11 +34,13 @@ from billing.models import MarketFee, StripeEvent
 from billing.pools import check_key
 from billing.stripe import StripeClient
 from marketplace import audit
-from marketplace.access import Actor, Role, require
+from marketplace.access import SYSTEM, Actor, Role, require
 from marketplace.clock import utcnow
 from marketplace.errors import Conflict, Invalid, NotFound
 from marketplace.events import OutboxEvent
 from marketplace.organizations import service as organizations
+
+log = logging.getLogger(__name__)
 
 # Working days in a month (国家规定月计薪天数 21.75) and hours in a working day.
 MONTH_DAYS_X100 = 2175
@@ -179,9 +182,10 @@ def _broker_part(amount: int, bp: int) -> int:
 
 async def _book_success(
     session: AsyncSession, fee: MarketFee, intent: dict[str, Any], config: BillingConfig
-) -> None:
+) -> bool:
+    """Book a succeeded payment; False when it was booked already."""
     if fee.entry_id is not None:
-        return
+        return False
     amount = int(intent.get("amount_received") or intent.get("amount") or 0)
     if amount <= 0:
         raise Invalid("amount", "Stripe 事件金额无效")
@@ -211,12 +215,30 @@ async def _book_success(
     fee.paid_at = utcnow()
     session.add(fee)
     await session.flush()
+    return True
+
+
+PAYMENT_EVENTS = (
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "payment_intent.canceled",
+)
+# Stripe tells of a refund as the charge (charge.refunded: every refund so far) or as
+# the refund itself (refund.created/updated, charge.refund.updated).
+REFUND_EVENTS = ("charge.refunded", "charge.refund.updated", "refund.created", "refund.updated")
 
 
 async def handle_event(
-    session: AsyncSession, *, event: dict[str, Any], config: BillingConfig
+    session: AsyncSession,
+    *,
+    event: dict[str, Any],
+    config: BillingConfig,
+    client: StripeClient | None = None,
 ) -> str:
-    """Apply one verified webhook event once. Returns what happened, for the log."""
+    """Apply one verified webhook event once. Returns what happened, for the log.
+
+    ``client`` lets a refund event that arrives before its payment's event fetch the
+    PaymentIntent, and a ``charge.refunded`` without its refund list fetch it."""
     event_id = str(event.get("id") or "")
     if not event_id:
         raise Invalid("id", "事件缺少 id")
@@ -239,18 +261,16 @@ async def handle_event(
         return "duplicate"  # a concurrent delivery of the same event won
     await savepoint.commit()
     kind = event.get("type")
-    if kind not in (
-        "payment_intent.succeeded",
-        "payment_intent.payment_failed",
-        "payment_intent.canceled",
-    ):
+    if kind in REFUND_EVENTS:
+        return await _apply_refund_event(session, obj, config=config, client=client)
+    if kind not in PAYMENT_EVENTS:
         return "ignored"
     fee = await _fee_for_intent(session, obj)
     if fee is None:
         return "unknown"
     if kind == "payment_intent.succeeded":
-        await _book_success(session, fee, obj, config)
-        return "booked"
+        # "already_booked": a refund event that came first booked the payment too.
+        return "booked" if await _book_success(session, fee, obj, config) else "already_booked"
     if fee.status != "processing" or fee.payment_intent_id not in (None, obj.get("id")):
         return "stale"  # an older event arriving late: the fee has moved on
     fee.status = "due"  # failed or cancelled: the employer may pay again
@@ -302,28 +322,11 @@ async def refund(
         data.amount_fen,
         idempotency_key=f"laowu-fee-{fee.id}-refund-{actor.user_id}-{key}",
     )
-    before, after = left, left - data.amount_fen
-    part = _broker_part(before, fee.broker_share_bp) - _broker_part(after, fee.broker_share_bp)
-    accts = await accounts.market_accounts(session, fee.broker_id)
-    lines = [
-        ledger.Line(accts["platform"].id or 0, Side.debit, data.amount_fen - part),
-        ledger.Line(accts["clearing"].id or 0, Side.credit, data.amount_fen),
-    ]
-    if part > 0:
-        lines.append(ledger.Line(accts["broker"].id or 0, Side.debit, part))
-    await ledger.post(
-        session,
-        key=f"fee:{fee.id}:refund:{refund_obj['id']}",
-        ledger=Ledger.market,
-        kind="market_refund",
-        lines=[ln for ln in lines if ln.amount_fen > 0],
-        memo=f"退款 录用{placement_id} {refund_obj['id']}",
-        created_by=actor.user_id,
+    # Its webhook, arriving later (or earlier, on another connection), books nothing
+    # more: the Stripe refund id is the ledger key either way.
+    await _book_refund(
+        session, fee, refund_id=str(refund_obj["id"]), amount=data.amount_fen, actor=actor
     )
-    fee.refunded_fen += data.amount_fen
-    fee.status = "refunded" if fee.refunded_fen == fee.amount_fen else "succeeded"
-    session.add(fee)
-    await session.flush()
     await audit.record(
         session=session,
         actor=actor,
@@ -333,6 +336,155 @@ async def refund(
         detail={"placement_id": placement_id, "amount_fen": data.amount_fen},
     )
     return fee
+
+
+def _refund_split(left: int, amount: int, bp: int) -> tuple[int, int]:
+    """(platform, broker) parts of refunding ``amount`` out of ``left`` still paid.
+
+    The broker's reversal is part(left) − part(left − amount), part(x) = ⌊x·bp/10⁴⌋,
+    so however a fee is refunded in pieces, the broker's reversals add up to
+    part(fee) − part(fee − refunded): at a full refund exactly what was credited,
+    and the platform's exactly its share; no fen is created or lost."""
+    broker = _broker_part(left, bp) - _broker_part(left - amount, bp)
+    return amount - broker, broker
+
+
+async def _book_refund(
+    session: AsyncSession,
+    fee: MarketFee,
+    *,
+    refund_id: str,
+    amount: int,
+    actor: Actor = SYSTEM,
+) -> int:
+    """Book a Stripe refund once per refund id, never beyond what is left of the
+    payment. Returns the fen booked now: 0 for a refund already booked or when
+    nothing is left (Stripe-compatible servers such as localstripe over-refund)."""
+    key = f"fee:{fee.id}:refund:{refund_id}"
+    if await ledger.find_entry(session, key) is not None:
+        return 0
+    left = fee.amount_fen - fee.refunded_fen
+    booked = min(amount, left)
+    if booked != amount:
+        log.warning(
+            "refund %s of %s fen on fee %s exceeds the %s fen left: booking %s",
+            refund_id, amount, fee.id, left, max(booked, 0),
+        )  # fmt: skip
+        await audit.record(
+            session=session,
+            actor=SYSTEM,
+            action="fee.refund_excess",
+            object_type="market_fee",
+            object_id=fee.id,
+            detail={"refund_id": refund_id, "amount_fen": amount, "left_fen": left},
+        )
+    if booked <= 0:
+        return 0
+    platform, broker = _refund_split(left, booked, fee.broker_share_bp)
+    accts = await accounts.market_accounts(session, fee.broker_id)
+    lines = [
+        ledger.Line(accts["platform"].id or 0, Side.debit, platform),
+        ledger.Line(accts["clearing"].id or 0, Side.credit, booked),
+    ]
+    if broker > 0:
+        lines.append(ledger.Line(accts["broker"].id or 0, Side.debit, broker))
+    await ledger.post(
+        session,
+        key=key,
+        ledger=Ledger.market,
+        kind="market_refund",
+        lines=[ln for ln in lines if ln.amount_fen > 0],
+        memo=f"退款 录用{fee.placement_id} {refund_id}",
+        created_by=actor.user_id,
+    )
+    fee.refunded_fen += booked
+    fee.status = "refunded" if fee.refunded_fen == fee.amount_fen else "succeeded"
+    session.add(fee)
+    await session.flush()
+    return booked
+
+
+# A refund Stripe has taken from the balance: booked. A failed or cancelled one was
+# never taken (Stripe adds back a refund_failure balance transaction), so not booked.
+BOOKABLE_REFUND = ("succeeded", "pending")
+
+
+async def _apply_refund_event(
+    session: AsyncSession,
+    obj: dict[str, Any],
+    *,
+    config: BillingConfig,
+    client: StripeClient | None,
+) -> str:
+    """A refund made anywhere, on the platform or in Stripe's dashboard."""
+    if obj.get("object") == "refund":
+        charge_id, intent_id, refunds = obj.get("charge"), obj.get("payment_intent"), [obj]
+    else:  # the charge, with its refunds listed (older API versions) or not
+        charge_id, intent_id = obj.get("id"), obj.get("payment_intent")
+        listed = obj.get("refunds") if isinstance(obj.get("refunds"), dict) else None
+        if listed is not None and not listed.get("has_more"):
+            refunds = list(listed.get("data") or [])
+        elif client is not None and charge_id:
+            refunds = await client.charge_refunds(str(charge_id))
+        else:
+            raise Conflict("无法取得这笔退款的明细，请稍后重发", field="refunds")
+    if isinstance(charge_id, dict):
+        charge_id = charge_id.get("id")
+    if isinstance(intent_id, dict):
+        intent_id = intent_id.get("id")
+    fee = await _fee_for_refund(session, intent_id, charge_id, client)
+    if fee is None:
+        return "unknown"
+    if fee.entry_id is None:
+        await _book_payment_first(session, fee, config=config, client=client)
+    total = 0
+    for item in refunds:
+        if item.get("status", "succeeded") not in BOOKABLE_REFUND:
+            continue
+        total += await _book_refund(
+            session, fee, refund_id=str(item["id"]), amount=int(item.get("amount") or 0)
+        )
+    return "refund_booked" if total else "refund_nothing_new"
+
+
+async def _fee_for_refund(
+    session: AsyncSession,
+    intent_id: Any,
+    charge_id: Any,
+    client: StripeClient | None,
+) -> MarketFee | None:
+    for column, value in (
+        (MarketFee.payment_intent_id, intent_id),
+        (MarketFee.charge_id, charge_id),
+    ):
+        if value:
+            fee = (
+                await session.execute(select(MarketFee).where(col(column) == str(value)))
+            ).scalar_one_or_none()
+            if fee is not None:
+                return await _by_placement(session, fee.placement_id, lock=True)
+    if intent_id and client is not None:
+        # Our PaymentIntent id may not be stored yet (the request that made it has not
+        # committed): its metadata names the placement.
+        return await _fee_for_intent(session, await client.retrieve_payment_intent(str(intent_id)))
+    return None
+
+
+async def _book_payment_first(
+    session: AsyncSession,
+    fee: MarketFee,
+    *,
+    config: BillingConfig,
+    client: StripeClient | None,
+) -> None:
+    """A refund event ahead of its payment's: ask Stripe for the payment and book it
+    first; if it cannot be had, refuse the event so that Stripe sends it again."""
+    intent = None
+    if client is not None and fee.payment_intent_id:
+        intent = await client.retrieve_payment_intent(fee.payment_intent_id)
+    if intent is None or intent.get("status") != "succeeded":
+        raise Conflict("这笔服务费的付款尚未入账，退款稍后再记", field="payment_intent")
+    await _book_success(session, fee, intent, config)
 
 
 class Mismatch(BaseModel):

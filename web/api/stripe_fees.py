@@ -97,6 +97,15 @@ async def stripe_webhook(request: Request[Any, Any, Any], db: Db) -> Response[di
         event = verify(payload, request.headers.get("Stripe-Signature"), secret)
     except SignatureError as exc:
         raise Invalid("Stripe-Signature", str(exc)) from exc
-    outcome = await fees.handle_event(db, event=event, config=config_of(request))
+    # With the secret key, refund events can fetch what they lack from Stripe (a
+    # payment whose own event has not arrived yet, a charge's refund list).
+    client = stripe_client(request) if request.app.state.settings.stripe.api_key else None
+    try:
+        outcome = await _call_stripe(
+            fees.handle_event(db, event=event, config=config_of(request), client=client)
+        )
+    finally:
+        if client is not None:
+            await client.aclose()
     log.info("stripe event %s %s: %s", event.get("id"), event.get("type"), outcome)
     return Response({"outcome": outcome})
