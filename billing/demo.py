@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from billing import fees, payouts, pools, subsidies
+from billing import fee_webhooks, payouts, pools, subsidies
 from billing.config import BillingConfig
 from billing.models import BrokerBankAccount, MarketFee, PayoutBatch, Subsidy
 from marketplace.access import Actor
@@ -224,7 +224,7 @@ async def _fees(session: AsyncSession, brokers: list[Broker], n: int) -> None:
         session.add(fee)
         await session.flush()
         # Booked exactly as the webhook would book it.
-        await fees.handle_event(
+        await fee_webhooks.handle_event(
             session,
             event={
                 "id": f"evt_demo_{placement}",

@@ -7,11 +7,13 @@ comes from the placement; nothing is booked until Stripe's webhook says
 
   Dr stripe_clearing fee / Cr platform_revenue (fee − broker part) / Cr broker (part)
 
-Refunds go through our own check first (never more than what is left: localstripe
-would accept more) and book the mirror image. Every webhook event id is stored, so an
-event is processed once however often it arrives; events are matched to the fee by
-our metadata, so their order does not matter. No worker data goes to Stripe: only
-the amount, the currency and our placement and fee ids.
+Refunds, on the platform (checked first: never more than what is left, localstripe
+would accept more) or in Stripe's dashboard (``fee_webhooks``), book the mirror image
+once per Stripe refund id (``book_refund``). Webhook events are applied in
+``fee_webhooks``: each event id once, matched to the fee by our metadata, so their
+order does not matter. Paying by card on the employer's page: ``fee_cards``. No
+worker data goes to Stripe: only the amount, the currency and our placement and fee
+ids.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -30,7 +31,7 @@ from billing import accounts
 from billing.config import BillingConfig
 from billing.ledger import service as ledger
 from billing.ledger.models import EntryStatus, Ledger, LedgerEntry, Side
-from billing.models import MarketFee, StripeEvent
+from billing.models import MarketFee
 from billing.pools import check_key
 from billing.stripe import StripeClient
 from marketplace import audit
@@ -99,7 +100,7 @@ def fee_amount(payload: dict[str, Any]) -> int:
 async def on_placement_confirmed(session: AsyncSession, event: OutboxEvent) -> None:
     p = event.payload
     placement_id = int(p["placement_id"])
-    if await _by_placement(session, placement_id) is not None:
+    if await by_placement(session, placement_id) is not None:
         return
     amount = fee_amount(p)
     if amount <= 0:
@@ -117,7 +118,7 @@ async def on_placement_confirmed(session: AsyncSession, event: OutboxEvent) -> N
     await session.flush()
 
 
-async def _by_placement(
+async def by_placement(
     session: AsyncSession, placement_id: int, *, lock: bool = False
 ) -> MarketFee | None:
     stmt = select(MarketFee).where(col(MarketFee.placement_id) == placement_id)
@@ -128,7 +129,7 @@ async def _by_placement(
 
 async def get_fee(session: AsyncSession, *, actor: Actor, placement_id: int) -> MarketFee:
     require(actor, "fee.pay")
-    fee = await _by_placement(session, placement_id)
+    fee = await by_placement(session, placement_id)
     if fee is None:
         raise NotFound("该录用没有待付的服务费", field="placement_id")
     if actor.role in (Role.employer, Role.agency):
@@ -180,7 +181,7 @@ def _broker_part(amount: int, bp: int) -> int:
     return amount * bp // 10_000
 
 
-async def _book_success(
+async def book_success(
     session: AsyncSession, fee: MarketFee, intent: dict[str, Any], config: BillingConfig
 ) -> bool:
     """Book a succeeded payment; False when it was booked already."""
@@ -218,75 +219,12 @@ async def _book_success(
     return True
 
 
-PAYMENT_EVENTS = (
-    "payment_intent.succeeded",
-    "payment_intent.payment_failed",
-    "payment_intent.canceled",
-)
-# Stripe tells of a refund as the charge (charge.refunded: every refund so far) or as
-# the refund itself (refund.created/updated, charge.refund.updated).
-REFUND_EVENTS = ("charge.refunded", "charge.refund.updated", "refund.created", "refund.updated")
-
-
-async def handle_event(
-    session: AsyncSession,
-    *,
-    event: dict[str, Any],
-    config: BillingConfig,
-    client: StripeClient | None = None,
-) -> str:
-    """Apply one verified webhook event once. Returns what happened, for the log.
-
-    ``client`` lets a refund event that arrives before its payment's event fetch the
-    PaymentIntent, and a ``charge.refunded`` without its refund list fetch it."""
-    event_id = str(event.get("id") or "")
-    if not event_id:
-        raise Invalid("id", "事件缺少 id")
-    if await session.get(StripeEvent, event_id) is not None:
-        return "duplicate"
-    obj = (event.get("data") or {}).get("object") or {}
-    savepoint = await session.begin_nested()
-    try:
-        session.add(
-            StripeEvent(
-                id=event_id,
-                type=str(event.get("type")),
-                object_id=obj.get("id"),
-                created=int(event.get("created") or 0),
-            )
-        )
-        await session.flush()
-    except IntegrityError:
-        await savepoint.rollback()
-        return "duplicate"  # a concurrent delivery of the same event won
-    await savepoint.commit()
-    kind = event.get("type")
-    if kind in REFUND_EVENTS:
-        return await _apply_refund_event(session, obj, config=config, client=client)
-    if kind not in PAYMENT_EVENTS:
-        return "ignored"
-    fee = await _fee_for_intent(session, obj)
-    if fee is None:
-        return "unknown"
-    if kind == "payment_intent.succeeded":
-        # "already_booked": a refund event that came first booked the payment too.
-        return "booked" if await _book_success(session, fee, obj, config) else "already_booked"
-    if fee.status != "processing" or fee.payment_intent_id not in (None, obj.get("id")):
-        return "stale"  # an older event arriving late: the fee has moved on
-    fee.status = "due"  # failed or cancelled: the employer may pay again
-    fee.payment_intent_id = None
-    fee.client_secret = None
-    session.add(fee)
-    await session.flush()
-    return "reopened"
-
-
-async def _fee_for_intent(session: AsyncSession, intent: dict[str, Any]) -> MarketFee | None:
+async def fee_for_intent(session: AsyncSession, intent: dict[str, Any]) -> MarketFee | None:
     """By our metadata first: the webhook may arrive before the transaction that
     stored the PaymentIntent's id has committed."""
     meta = intent.get("metadata") or {}
     if str(meta.get("placement_id", "")).isdigit():
-        fee = await _by_placement(session, int(meta["placement_id"]), lock=True)
+        fee = await by_placement(session, int(meta["placement_id"]), lock=True)
         if fee is not None:
             return fee
     if intent.get("id"):
@@ -309,7 +247,7 @@ async def refund(
 ) -> MarketFee:
     key = check_key(key)
     require(actor, "fee.refund")
-    fee = await _by_placement(session, placement_id, lock=True)
+    fee = await by_placement(session, placement_id, lock=True)
     if fee is None:
         raise NotFound("该录用没有服务费", field="placement_id")
     if fee.status not in ("succeeded", "refunded") or fee.payment_intent_id is None:
@@ -324,7 +262,7 @@ async def refund(
     )
     # Its webhook, arriving later (or earlier, on another connection), books nothing
     # more: the Stripe refund id is the ledger key either way.
-    await _book_refund(
+    await book_refund(
         session, fee, refund_id=str(refund_obj["id"]), amount=data.amount_fen, actor=actor
     )
     await audit.record(
@@ -349,7 +287,7 @@ def _refund_split(left: int, amount: int, bp: int) -> tuple[int, int]:
     return amount - broker, broker
 
 
-async def _book_refund(
+async def book_refund(
     session: AsyncSession,
     fee: MarketFee,
     *,
@@ -402,89 +340,6 @@ async def _book_refund(
     session.add(fee)
     await session.flush()
     return booked
-
-
-# A refund Stripe has taken from the balance: booked. A failed or cancelled one was
-# never taken (Stripe adds back a refund_failure balance transaction), so not booked.
-BOOKABLE_REFUND = ("succeeded", "pending")
-
-
-async def _apply_refund_event(
-    session: AsyncSession,
-    obj: dict[str, Any],
-    *,
-    config: BillingConfig,
-    client: StripeClient | None,
-) -> str:
-    """A refund made anywhere, on the platform or in Stripe's dashboard."""
-    if obj.get("object") == "refund":
-        charge_id, intent_id, refunds = obj.get("charge"), obj.get("payment_intent"), [obj]
-    else:  # the charge, with its refunds listed (older API versions) or not
-        charge_id, intent_id = obj.get("id"), obj.get("payment_intent")
-        listed = obj.get("refunds") if isinstance(obj.get("refunds"), dict) else None
-        if listed is not None and not listed.get("has_more"):
-            refunds = list(listed.get("data") or [])
-        elif client is not None and charge_id:
-            refunds = await client.charge_refunds(str(charge_id))
-        else:
-            raise Conflict("无法取得这笔退款的明细，请稍后重发", field="refunds")
-    if isinstance(charge_id, dict):
-        charge_id = charge_id.get("id")
-    if isinstance(intent_id, dict):
-        intent_id = intent_id.get("id")
-    fee = await _fee_for_refund(session, intent_id, charge_id, client)
-    if fee is None:
-        return "unknown"
-    if fee.entry_id is None:
-        await _book_payment_first(session, fee, config=config, client=client)
-    total = 0
-    for item in refunds:
-        if item.get("status", "succeeded") not in BOOKABLE_REFUND:
-            continue
-        total += await _book_refund(
-            session, fee, refund_id=str(item["id"]), amount=int(item.get("amount") or 0)
-        )
-    return "refund_booked" if total else "refund_nothing_new"
-
-
-async def _fee_for_refund(
-    session: AsyncSession,
-    intent_id: Any,
-    charge_id: Any,
-    client: StripeClient | None,
-) -> MarketFee | None:
-    for column, value in (
-        (MarketFee.payment_intent_id, intent_id),
-        (MarketFee.charge_id, charge_id),
-    ):
-        if value:
-            fee = (
-                await session.execute(select(MarketFee).where(col(column) == str(value)))
-            ).scalar_one_or_none()
-            if fee is not None:
-                return await _by_placement(session, fee.placement_id, lock=True)
-    if intent_id and client is not None:
-        # Our PaymentIntent id may not be stored yet (the request that made it has not
-        # committed): its metadata names the placement.
-        return await _fee_for_intent(session, await client.retrieve_payment_intent(str(intent_id)))
-    return None
-
-
-async def _book_payment_first(
-    session: AsyncSession,
-    fee: MarketFee,
-    *,
-    config: BillingConfig,
-    client: StripeClient | None,
-) -> None:
-    """A refund event ahead of its payment's: ask Stripe for the payment and book it
-    first; if it cannot be had, refuse the event so that Stripe sends it again."""
-    intent = None
-    if client is not None and fee.payment_intent_id:
-        intent = await client.retrieve_payment_intent(fee.payment_intent_id)
-    if intent is None or intent.get("status") != "succeeded":
-        raise Conflict("这笔服务费的付款尚未入账，退款稍后再记", field="payment_intent")
-    await _book_success(session, fee, intent, config)
 
 
 class Mismatch(BaseModel):

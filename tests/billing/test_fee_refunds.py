@@ -23,6 +23,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
 
 from billing.fees import _broker_part, _refund_split
 from billing.ledger import service as ledger
@@ -347,6 +348,17 @@ async def test_a_platform_refund_and_then_its_webhook_book_once(
         "broker": 6_000,
     }
     assert (await _fee(sessions, paid.placement_id)).refunded_fen == 10_000
+    # Stripe later says that refund failed: not booked again, not silently undone either.
+    failed = {**refunds[0], "status": "failed"}
+    assert await _outcome(client, "charge.refund.updated", failed) == "refund_nothing_new"
+    async with sessions() as session:
+        flagged = (
+            await session.execute(
+                select(AuditEntry).where(col(AuditEntry.action) == "fee.refund_failed")
+            )
+        ).scalar_one()
+    assert flagged.detail == {"refund_id": refunds[0]["id"]}
+    assert (await _balances(sessions, paid.broker_id))["clearing"] == 20_000
 
 
 def test_partial_refunds_split_without_losing_a_fen() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 from litestar import Controller, Request, Response, post
 from litestar.params import JSONBody
 
-from billing import fees
+from billing import fee_webhooks, fees
 from billing.stripe import SignatureError, StripeClient, StripeError, verify
 from marketplace.access import require
 from marketplace.errors import DomainError, Invalid
@@ -102,7 +102,7 @@ async def stripe_webhook(request: Request[Any, Any, Any], db: Db) -> Response[di
     client = stripe_client(request) if request.app.state.settings.stripe.api_key else None
     try:
         outcome = await _call_stripe(
-            fees.handle_event(db, event=event, config=config_of(request), client=client)
+            fee_webhooks.handle_event(db, event=event, config=config_of(request), client=client)
         )
     finally:
         if client is not None:
