@@ -116,15 +116,14 @@ async def _apply_refund_event(
             refunds = await client.charge_refunds(str(charge_id))
         else:
             raise Conflict("无法取得这笔退款的明细，请稍后重发", field="refunds")
-    if isinstance(charge_id, dict):
-        charge_id = charge_id.get("id")
-    if isinstance(intent_id, dict):
-        intent_id = intent_id.get("id")
+    charge_id, intent_id = _id_of(charge_id), _id_of(intent_id)
     fee = await _fee_for_refund(session, intent_id, charge_id, client)
     if fee is None:
         return "unknown"
     if fee.entry_id is None:
-        await _book_payment_first(session, fee, config=config, client=client)
+        await _book_payment_first(
+            session, fee, intent_id=intent_id, charge_id=charge_id, config=config, client=client
+        )
     total = 0
     for item in refunds:
         if item.get("status", "succeeded") not in BOOKABLE_REFUND:
@@ -168,25 +167,43 @@ async def _fee_for_refund(
             ).scalar_one_or_none()
             if fee is not None:
                 return await by_placement(session, fee.placement_id, lock=True)
-    if intent_id and client is not None:
+    if client is None:
+        return None
+    if not intent_id and charge_id:
+        # A refund made on the charge names no PaymentIntent; the charge does.
+        intent_id = _id_of((await client.retrieve_charge(str(charge_id))).get("payment_intent"))
+    if intent_id:
         # Our PaymentIntent id may not be stored yet (the request that made it has not
         # committed): its metadata names the placement.
         return await fee_for_intent(session, await client.retrieve_payment_intent(str(intent_id)))
     return None
 
 
+def _id_of(value: Any) -> str | None:
+    if isinstance(value, dict):
+        value = value.get("id")
+    return str(value) if value else None
+
+
 async def _book_payment_first(
     session: AsyncSession,
     fee: MarketFee,
     *,
+    intent_id: str | None,
+    charge_id: str | None,
     config: BillingConfig,
     client: StripeClient | None,
 ) -> None:
     """A refund event ahead of its payment's: ask Stripe for the payment and book it
     first; if it cannot be had, refuse the event so that Stripe sends it again."""
     intent = None
-    if client is not None and fee.payment_intent_id:
-        intent = await client.retrieve_payment_intent(fee.payment_intent_id)
+    # The fee may not hold its PaymentIntent's id yet (the request that made it has not
+    # committed); the refund or its charge names it.
+    intent_id = fee.payment_intent_id or intent_id
+    if client is not None and not intent_id and charge_id:
+        intent_id = _id_of((await client.retrieve_charge(charge_id)).get("payment_intent"))
+    if client is not None and intent_id:
+        intent = await client.retrieve_payment_intent(intent_id)
     if intent is None or intent.get("status") != "succeeded":
         raise Conflict("这笔服务费的付款尚未入账，退款稍后再记", field="payment_intent")
     await book_success(session, fee, intent, config)

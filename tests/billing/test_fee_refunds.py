@@ -268,11 +268,11 @@ async def test_a_refund_event_before_the_payment_event_books_both_once(
     stripe: httpx.AsyncClient,
 ) -> None:
     paid = await _paid_fee(app, client, sessions, make_account, login, stripe, 502)
-    made = await stripe.post(
-        "/v1/refunds", data={"payment_intent": paid.intent_id, "amount": "3000"}
-    )
+    made = await stripe.post("/v1/refunds", data={"charge": paid.charge_id, "amount": "3000"})
     refund = (await stripe.get(f"/v1/refunds/{made.json()['id']}")).json()
-    # The refund's event comes first: the payment is fetched from Stripe and booked.
+    assert refund["payment_intent"] is None  # made on the charge: only the charge is named
+    # The refund's event comes first: the charge names the payment, which is fetched
+    # from Stripe and booked first.
     assert await _outcome(client, "refund.created", refund) == "refund_booked"
     assert await _outcome(client, "payment_intent.succeeded", paid.intent) == "already_booked"
     assert await _balances(sessions, paid.broker_id) == {
