@@ -14,9 +14,12 @@ from litestar import Request, Response, get, post
 from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
+from sqlalchemy import select
+from sqlmodel import col
 
 from billing import payouts, pool_views, pools, reconciliation
 from marketplace.access import require
+from marketplace.accounts.models import User
 from marketplace.errors import DomainError, Invalid
 from marketplace.funding import FUNDING_SOURCES, funding_label
 from web.api.billing import MEDIA_TYPES, config_of
@@ -264,12 +267,21 @@ async def _batch_page(
     status_code: int = 200,
 ) -> Template:
     review = await payouts.review(db, actor=actor, batch_id=batch_id)
+    people = [u for u in (review.created_by, review.approved_by) if u is not None]
+    names = dict(
+        (
+            await db.execute(
+                select(col(User.id), col(User.display_name)).where(col(User.id).in_(people))
+            )
+        ).all()
+    )
     return await render(
         request,
         db,
         "finance/batch.html",
         status_code=status_code,
         batch=review,
+        names=names,
         errors=errors or {},
         label=funding_label,
         can_move=actor.role == "finance",
