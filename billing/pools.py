@@ -31,7 +31,7 @@ from billing.ledger.models import Ledger, LedgerAccount, Side
 from billing.models import Appropriation, FundPool, PoolTransfer, RequestStatus
 from marketplace import audit
 from marketplace.access import Actor, in_scope, require
-from marketplace.clock import utcnow
+from marketplace.clock import local, utcnow
 from marketplace.errors import Conflict, Forbidden, Invalid, NotFound
 from marketplace.funding import funding_label, is_funding_source
 from marketplace.regions.models import Region, RegionLevel
@@ -299,7 +299,7 @@ async def appropriate(
         if existing.request_hash != digest:
             raise Conflict("Idempotency-Key 已用于另一笔内容不同的拨款", field="Idempotency-Key")
         return existing
-    if data.date > utcnow().date():
+    if data.date > local(utcnow()).date():  # today in Chongqing, not in UTC
         raise Invalid("date", "拨款日期不能晚于今天")
     a = Appropriation(
         pool_id=pool_id,

@@ -20,6 +20,7 @@ from sqlmodel import col
 from billing import payouts, pool_views, pools, reconciliation
 from marketplace.access import require
 from marketplace.accounts.models import User
+from marketplace.clock import local, utcnow
 from marketplace.errors import DomainError, Invalid
 from marketplace.funding import FUNDING_SOURCES, funding_label
 from web.api.billing import MEDIA_TYPES, config_of
@@ -88,7 +89,7 @@ async def _dashboard(
         notice=notice or request.query_params.get("notice"),
         form_key=uuid.uuid4().hex,
         sources=FUNDING_SOURCES,
-        today=date.today().isoformat(),
+        today=local(utcnow()).date().isoformat(),
         can_move=actor.role == "finance",
         me_id=actor.user_id,
         threshold_fen=config.approval_threshold_fen,
@@ -362,7 +363,7 @@ async def finance_reconciliation(
     ] = None,
 ) -> Response[Any] | Template:
     require(actor, "reconciliation.view")
-    chosen = period or date.today().strftime("%Y-%m")
+    chosen = period or local(utcnow()).strftime("%Y-%m")
     errors: dict[str, str] = {}
     rep = None
     try:
