@@ -198,6 +198,13 @@ async def test_broker_enters_a_bank_account_and_sees_it_masked(
     )  # fmt: skip
     assert short.status_code == 422
     assert "10–30 位数字" in short.text
+    formula = await _post(
+        client, "/earnings", "/earnings/bank",
+        {"account_name": '=HYPERLINK("http://x","王五")', "bank_name": "重庆农商行",
+         "account_no": "6221000011112222333"},
+    )  # fmt: skip
+    assert formula.status_code == 422  # it would run as a formula in the bank file
+    assert "户名和开户行不能以 = + - @ 开头" in formula.text
     saved = await _post(
         client, "/earnings", "/earnings/bank",
         {"account_name": "王五", "bank_name": "重庆农商行", "account_no": "6221 0000 1111 2222 333"},
