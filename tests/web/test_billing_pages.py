@@ -213,3 +213,40 @@ async def test_broker_enters_a_bank_account_and_sees_it_masked(
     page = await client.get("/earnings")
     assert "**** **** **** 2333" in page.text
     assert "6221000011112222333" not in page.text
+
+
+async def test_a_transfer_into_another_district_is_left_to_city_finance(
+    client: Client, make_account: Any
+) -> None:
+    city = await make_account("finance", "50")
+    await page_login(client, city)
+    for district in (YUZHONG, "500238"):
+        opened = await _post(
+            client,
+            "/finance",
+            "/finance/pools",
+            {"district_code": district, "source": "employment_subsidy"},
+        )
+        assert opened.status_code == 303
+    ids = _pool_ids((await client.get("/finance")).text)
+    yuzhong, wuxi = ids["渝中区·就业补助资金"], ids["巫溪县·就业补助资金"]
+    funded = await _post(
+        client, "/finance", "/finance/appropriations",
+        {"pool_id": yuzhong, "amount_yuan": "100", "document_no": "渝财社〔2026〕4号",
+         "date": "2026-03-02", "form_key": "f"},
+    )  # fmt: skip
+    assert funded.status_code == 303
+    asked = await _post(
+        client, "/finance", "/finance/transfers",
+        {"from_pool_id": yuzhong, "to_pool_id": wuxi, "amount_yuan": "50",
+         "document_no": "渝人社财〔2026〕40号", "form_key": "t"},
+    )  # fmt: skip
+    assert asked.status_code == 303
+    # 渝中区's finance sees it leave their pool but cannot decide for 巫溪县.
+    await page_login(client, await make_account("finance", YUZHONG))
+    page = (await client.get("/finance")).text
+    assert "调入其他区县，需市级财务审核" in page
+    assert "同意调剂" not in page
+    await page_login(client, await make_account("finance", "50"))
+    page = (await client.get("/finance")).text
+    assert "同意调剂" in page
