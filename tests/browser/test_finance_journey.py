@@ -291,6 +291,14 @@ def test_finance_builds_approves_executes_and_reconciles(
     assert PERIOD in memo
     assert f"批次{batch_url.rsplit('/', 1)[1]}" in memo
     _shot(a, artifacts, "finance-batch-executed-pc")
+    # The broker's statement, from the batch line: the September month is paid.
+    a.get_by_role("link", name="张经纪").click()
+    a.get_by_role("heading", name="张经纪 的收入").wait_for()
+    paid = a.locator(".income-item", has_text=f"公益性岗位补贴 {PERIOD}")
+    expect(paid.locator(".tag")).to_have_text("已支付")
+    expect(a.locator("#market-head")).to_be_visible()
+    _no_horizontal_scroll(a)
+    _shot(a, artifacts, "earnings-finance-pc")
 
     # Reconciliation: the batch's month, then this month, where the payment is booked.
     this_month = local(utcnow()).strftime("%Y-%m")
