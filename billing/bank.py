@@ -22,6 +22,7 @@ from marketplace.crypto import DataCipher
 from marketplace.errors import Forbidden, Invalid, NotFound
 
 _ACCOUNT_NO = re.compile(r"^\d{10,30}$")
+_FORMULA_START = frozenset("=+-@\t\r")
 
 
 class BankAccountIn(BaseModel):
@@ -84,6 +85,11 @@ async def set_own(
     number = re.sub(r"[\s-]", "", data.account_no)
     if not _ACCOUNT_NO.match(number):
         raise Invalid("account_no", "银行账号应为 10–30 位数字")
+    for field, text in (("account_name", data.account_name), ("bank_name", data.bank_name)):
+        # The name goes into the bank file (CSV) that finance opens in a spreadsheet:
+        # a leading = + - @ would run as a formula there.
+        if text.strip()[:1] in _FORMULA_START:
+            raise Invalid(field, "户名和开户行不能以 = + - @ 开头")
     row = await get_own(session, actor) or BrokerBankAccount(
         broker_id=broker.id, account_name="", bank_name="", account_no_enc="", account_no_last4=""
     )

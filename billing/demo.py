@@ -22,7 +22,15 @@ from marketplace.brokers.models import Broker
 from marketplace.crypto import DataCipher
 
 SOURCES = ("employment_subsidy", "migrant_worker_services")
-TASK_TYPES = (("job_fair", 3_000), ("policy_promotion", 2_000), ("worker_survey", 500))
+# Service items of the catalogue (marketplace/tasks/catalogue.py): code, rate, source,
+# so the broker's statement names them as the task pages do.
+TASK_TYPES = (
+    ("rights_protection", 3_000, "migrant_worker_services"),
+    ("social_security_certification", 300, "employment_subsidy"),
+    ("social_security_enrolment", 2_000, "employment_subsidy"),
+    ("hr_database_update", 500, "migrant_worker_services"),
+)
+WELFARE_POST_COVERS = ["social_security_certification"]  # covered by the post
 MONTHS = ("2026-06", "2026-07", "2026-08", "2026-09", "2026-10", "2026-11")
 PAID_MONTHS = ("2026-06", "2026-07", "2026-08")
 CONFIG = BillingConfig()
@@ -94,7 +102,7 @@ async def _fund(session: AsyncSession, maker: Actor, district: str, n: int) -> N
 async def _welfare_post(session: AsyncSession, broker: Broker) -> None:
     if not broker.welfare_post:
         broker.welfare_post = True
-        broker.welfare_post_task_types = ["policy_promotion"]
+        broker.welfare_post_task_types = WELFARE_POST_COVERS
         broker.welfare_post_monthly_fen = 180_000
         session.add(broker)
         await session.flush()
@@ -132,7 +140,7 @@ async def _subsidies(
         for b in brokers:
             for _ in range(rng.randint(1, 2)):
                 submission += 1
-                code, rate = rng.choice(TASK_TYPES)
+                code, rate, source = rng.choice(TASK_TYPES)
                 quantity = rng.randint(1, 6)
                 when = datetime(year, mon, rng.randint(1, 27), 3, tzinfo=UTC)
                 payload: dict[str, Any] = {
@@ -142,7 +150,7 @@ async def _subsidies(
                     "task_type_code": code,
                     "task_type_version": 1,
                     "district_code": district,
-                    "funding_source": SOURCES[submission % 2],
+                    "funding_source": source,
                     "approved_quantity": quantity,
                     "rate_fen": rate,
                     "amount_fen": quantity * rate,

@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from billing.ledger.models import LedgerAccount
 from billing.models import SUBSIDY_LABELS, MarketFee, Subsidy, SubsidyStatus
 from marketplace.access import Actor, Role, require
 from marketplace.brokers.models import Broker
@@ -52,7 +53,7 @@ class Earnings(BaseModel):
     subsidy_paid_fen: int
     subsidy_due_fen: int  # reserved and payable, not yet paid
     subsidy_waiting_fen: int  # approved, waiting for the pool's money
-    subsidy_owed_back_fen: int  # reversed after payment, netted by the next payout
+    subsidy_owed_back_fen: int  # reversed after payment, not yet netted by a payout
     market_fen: int
 
 
@@ -96,6 +97,16 @@ async def statement(session: AsyncSession, *, actor: Actor, broker_id: int) -> E
     def total(*states: str) -> int:
         return sum(s.amount_fen for s in rows if s.status in states)
 
+    # What is still owed back: the receivables' balances. A reversed subsidy stays
+    # ``reversed`` after a payout netted it, so summing those would never go down.
+    owed_back = (
+        await session.execute(
+            select(func.coalesce(func.sum(col(LedgerAccount.balance_fen)), 0)).where(
+                col(LedgerAccount.kind) == "broker_receivable",
+                col(LedgerAccount.broker_id) == broker_id,
+            )
+        )
+    ).scalar_one()
     booked = [f for f in fees if f.status in ("succeeded", "refunded")]
     return Earnings(
         broker_id=broker_id,
@@ -134,6 +145,6 @@ async def statement(session: AsyncSession, *, actor: Actor, broker_id: int) -> E
         subsidy_paid_fen=total(SubsidyStatus.paid),
         subsidy_due_fen=total(SubsidyStatus.pending, SubsidyStatus.payable),
         subsidy_waiting_fen=total(SubsidyStatus.awaiting_funds),
-        subsidy_owed_back_fen=total(SubsidyStatus.reversed),
+        subsidy_owed_back_fen=int(owed_back),
         market_fen=sum(broker_part(f) for f in booked),
     )

@@ -239,3 +239,15 @@ class StripeEvent(SQLModel, table=True):
     object_id: str | None = Field(default=None, max_length=64)
     created: int = 0
     received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class WelfarePostRun(SQLModel, table=True):
+    """A month whose public-welfare post subsidies the scheduled duty booked, written
+    in the same transaction as them: the duty books each month once, after it ends."""
+
+    __tablename__ = "welfare_post_run"
+
+    period: str = Field(primary_key=True, max_length=7)  # YYYY-MM
+    source: str = Field(max_length=40)
+    booked: int = 0
+    ran_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -31,7 +31,7 @@ from billing.ledger.models import Ledger, LedgerAccount, Side
 from billing.models import Appropriation, FundPool, PoolTransfer, RequestStatus
 from marketplace import audit
 from marketplace.access import Actor, in_scope, require
-from marketplace.clock import utcnow
+from marketplace.clock import local, utcnow
 from marketplace.errors import Conflict, Forbidden, Invalid, NotFound
 from marketplace.funding import funding_label, is_funding_source
 from marketplace.regions.models import Region, RegionLevel
@@ -113,6 +113,11 @@ def transfer_public(t: PoolTransfer) -> TransferPublic:
         status=t.status,
         entry_id=t.entry_id,
     )
+
+
+def yuan_text(fen: int) -> str:
+    """123456 → ¥1,234.56, for messages finance reads."""
+    return f"¥{fen // 100:,}.{fen % 100:02d}"
 
 
 def _request_hash(body: dict[str, Any]) -> str:
@@ -294,7 +299,7 @@ async def appropriate(
         if existing.request_hash != digest:
             raise Conflict("Idempotency-Key 已用于另一笔内容不同的拨款", field="Idempotency-Key")
         return existing
-    if data.date > utcnow().date():
+    if data.date > local(utcnow()).date():  # today in Chongqing, not in UTC
         raise Invalid("date", "拨款日期不能晚于今天")
     a = Appropriation(
         pool_id=pool_id,
@@ -380,6 +385,8 @@ async def request_transfer(
         if existing.request_hash != digest:
             raise Conflict("Idempotency-Key 已用于另一笔内容不同的调剂", field="Idempotency-Key")
         return existing
+    # Checked again at approval: money may leave the pool in between.
+    await _enough_available(session, source, data.amount_fen, lock=False)
     t = PoolTransfer(
         from_pool_id=pool_id,
         to_pool_id=data.to_pool_id,
@@ -417,12 +424,13 @@ async def approve_transfer(
             return t
         raise Conflict("该调剂申请已处理", field="status")
     _second_user(actor, t.requested_by)
+    if not reject:
+        await _enough_available(session, source, t.amount_fen, lock=True)
     t.approved_by = actor.user_id
     t.decided_at = utcnow()
     if reject:
         t.status = RequestStatus.rejected
     else:
-        await ledger.lock_accounts(session, [source.available_account_id])
         entry = await ledger.post(
             session,
             key=f"transfer:{t.id}",
@@ -457,48 +465,20 @@ async def approve_transfer(
     return t
 
 
-async def pending_requests(
-    session: AsyncSession, actor: Actor
-) -> tuple[list[Appropriation], list[PoolTransfer]]:
-    require(actor, "ledger.view")
-    pools = {p.id: p for p in await list_pools(session, actor)}
-    apps = (
-        await session.execute(
-            select(Appropriation)
-            .where(
-                col(Appropriation.status) == RequestStatus.pending,
-                col(Appropriation.pool_id).in_(list(pools)),
-            )
-            .order_by(col(Appropriation.id))
+async def _enough_available(
+    session: AsyncSession, pool: FundPool, amount_fen: int, *, lock: bool
+) -> None:
+    """A transfer takes only what is neither spent nor reserved for subsidies; the
+    database would refuse an overdraft anyway, this says why in words."""
+    if lock:
+        available = (await ledger.lock_accounts(session, [pool.available_account_id]))[
+            pool.available_account_id
+        ]
+    else:
+        available = (await balances(session, pool)).available_fen
+    if available < amount_fen:
+        raise Conflict(
+            f"调出资金池可用余额不足：可用 {yuan_text(available)}，"
+            f"调剂 {yuan_text(amount_fen)}（已预留给补贴的资金不能调出）",
+            field="amount_fen",
         )
-    ).scalars()
-    transfers = (
-        await session.execute(
-            select(PoolTransfer)
-            .where(
-                col(PoolTransfer.status) == RequestStatus.pending,
-                col(PoolTransfer.from_pool_id).in_(list(pools)),
-            )
-            .order_by(col(PoolTransfer.id))
-        )
-    ).scalars()
-    return list(apps), list(transfers)
-
-
-async def awaiting_summary(
-    session: AsyncSession, pool_ids: list[int]
-) -> dict[int, tuple[int, int]]:
-    """Per pool: how many subsidies wait for funds, and how much they need."""
-    from sqlalchemy import func
-
-    from billing.models import Subsidy, SubsidyStatus
-
-    rows = await session.execute(
-        select(col(Subsidy.pool_id), func.count(), func.sum(col(Subsidy.amount_fen)))
-        .where(
-            col(Subsidy.pool_id).in_(pool_ids),
-            col(Subsidy.status) == SubsidyStatus.awaiting_funds,
-        )
-        .group_by(col(Subsidy.pool_id))
-    )
-    return {int(p): (int(n), int(s or 0)) for p, n, s in rows.all()}

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -25,7 +26,14 @@ from billing import accounts
 from billing.config import DEFAULT, BillingConfig
 from billing.ledger import service as ledger
 from billing.ledger.models import Ledger, Side
-from billing.models import BatchStatus, FundPool, PayoutBatch, Subsidy, SubsidyStatus
+from billing.models import (
+    BatchStatus,
+    FundPool,
+    PayoutBatch,
+    Subsidy,
+    SubsidyStatus,
+    WelfarePostRun,
+)
 from billing.pools import ensure_pool
 from marketplace.brokers.models import Broker, BrokerStatus
 from marketplace.clock import local, utcnow
@@ -322,8 +330,10 @@ async def book_welfare_posts(
     session: AsyncSession, *, period: str, source: str = "employment_subsidy"
 ) -> int:
     """The month's public-welfare post subsidy for every active broker holding a post
-    (instead of task subsidies for the task types the post covers). Once per broker
-    and month, however often it runs."""
+    (instead of task subsidies for the task types the post covers), from the
+    district's ``source`` pool: reserved if the pool has the money, else awaiting
+    funds like any subsidy. Once per broker and month, however often it runs, and
+    whoever else runs it at the same time (the CLI and the scheduled duty)."""
     year, month = (int(x) for x in period.split("-"))
     if not 1 <= month <= 12:
         raise ValueError("period must be YYYY-MM")
@@ -358,9 +368,43 @@ async def book_welfare_posts(
             status=SubsidyStatus.awaiting_funds,
             approved_at=approved_at,
         )
-        await _place(session, pool, subsidy)
+        savepoint = await session.begin_nested()
+        try:
+            await _place(session, pool, subsidy)
+        except IntegrityError:
+            # Another process booked this broker's month first (origin_key is unique).
+            await savepoint.rollback()
+            continue
+        await savepoint.commit()
         count += 1
     return count
+
+
+async def book_last_month(
+    session: AsyncSession, *, now: datetime, source: str = "employment_subsidy"
+) -> tuple[str, int] | None:
+    """The scheduled booking: once the month has ended (Chongqing time), its welfare
+    post subsidies are booked once, for the brokers holding a post then. Returns the
+    month and how many were booked, or None if that month was booked already. A month
+    missed, or a broker given a post afterwards, is booked by hand
+    (``laowu billing welfare-posts --period``)."""
+    today = local(now).date()
+    period = str(Period(today.year, today.month).previous())
+    if await session.get(WelfarePostRun, period) is not None:
+        return None
+    run = WelfarePostRun(period=period, source=source)
+    savepoint = await session.begin_nested()
+    session.add(run)
+    try:
+        await session.flush()  # a second process waits here, then finds the row
+    except IntegrityError:
+        await savepoint.rollback()
+        return None
+    await savepoint.commit()
+    run.booked = await book_welfare_posts(session, period=period, source=source)
+    session.add(run)
+    await session.flush()
+    return period, run.booked
 
 
 HANDLERS = {

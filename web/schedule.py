@@ -75,6 +75,19 @@ async def payable_subsidies(
     return f"{count} 笔补贴转为待支付" if count else None
 
 
+async def welfare_posts(factory: Factory, now: datetime) -> str | None:
+    """After a month ends, its public-welfare post subsidies are booked once
+    (docs/billing.md): reserved from the district's pool, or awaiting funds."""
+    from billing import subsidies
+
+    async with unit_of_work(factory) as session:
+        done = await subsidies.book_last_month(session, now=now)
+    if done is None:
+        return None
+    period, count = done
+    return f"{period} 公益性岗位补贴已记入：{count} 名经纪人"
+
+
 @dataclass(frozen=True)
 class Duty:
     name: str
@@ -83,12 +96,13 @@ class Duty:
 
 
 def duties(billing: BillingConfig) -> tuple[Duty, ...]:
-    """Every duty, in order: scores before payability, so a month scored on this
-    turn releases its subsidies on the same turn."""
+    """Every duty, in order: scores and welfare posts before payability, so a month
+    scored, or a welfare post booked, on this turn is payable on the same turn."""
     return (
         Duty("jobs.expire", 600, expire_jobs),
         Duty("tasks.housekeeping", 3600, task_housekeeping),
         Duty("scores.monthly", 600, monthly_scores),
+        Duty("billing.welfare_posts", 600, welfare_posts),
         Duty("billing.payable", 600, functools.partial(payable_subsidies, config=billing)),
     )
 

@@ -18,9 +18,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from billing import payouts, subsidies
+from billing import earnings, payouts, subsidies
 from billing.ledger.models import LedgerEntry
-from billing.models import BrokerBankAccount, PayoutLine, Subsidy
+from billing.models import BrokerBankAccount, PayoutBatch, PayoutLine, Subsidy
 from marketplace.access import SYSTEM
 from marketplace.accounts import service as accounts
 from marketplace.accounts.models import UserCreate
@@ -274,3 +274,61 @@ async def test_execution_killed_anywhere_and_rerun_pays_everyone_once(
             paid_total += await ledger.current_balance(session, pool.paid_account_id)
         assert paid_total == expected_gross
         await check_ledger_invariants(session)
+
+
+async def _pay(
+    factory: async_sessionmaker[AsyncSession], maker: int, checker: int, period: str
+) -> PayoutBatch:
+    async with unit_of_work(factory) as session:
+        batch = await payouts.build(
+            session,
+            actor=finance(maker),
+            data=payouts.BatchIn(district_code=YUZHONG, period=period),
+            key=f"pay-{period}",
+        )
+        assert batch.id is not None
+        await payouts.approve(session, actor=finance(checker), batch_id=batch.id)
+        return await payouts.execute(
+            session,
+            actor=finance(checker),
+            batch_id=batch.id,
+            data=payouts.ExecuteIn(mode="online"),
+        )
+
+
+async def test_the_statement_stops_showing_money_owed_back_once_a_payout_netted_it(
+    factory: async_sessionmaker[AsyncSession], cipher: DataCipher
+) -> None:
+    """A paid subsidy reversed is owed back until the next payout nets it; the
+    broker's statement said "owed back" for ever, since the subsidy stays reversed."""
+    maker, checker = await _finance_users(factory, cipher)
+    (broker,), payloads = await _scene(factory, cipher, 1)
+    await _pay(factory, maker, checker, "2026-01")
+    await emit_events(factory, ("task.reversed", reversed_payload(payloads[0])))
+    await drain(factory, billing_registry())
+
+    async def statement() -> earnings.Earnings:
+        async with factory() as session:
+            return await earnings.statement(session, actor=finance(checker), broker_id=broker)
+
+    owed = int(str(payloads[0]["amount_fen"]))
+    assert (await statement()).subsidy_owed_back_fen == owed
+    # A newer subsidy smaller than the debt: the payout nets what it can.
+    small = approved_payload(broker, amount_fen=400, approved_at=datetime(2026, 2, 3, tzinfo=UTC))
+    await emit_events(factory, ("task.approved", small))
+    await drain(factory, billing_registry())
+    async with unit_of_work(factory) as session:
+        await subsidies.promote_payable(session, now=datetime(2026, 4, 1, tzinfo=UTC))
+    second = await _pay(factory, maker, checker, "2026-02")
+    assert (second.netted_fen, second.net_fen) == (400, 0)
+    assert (await statement()).subsidy_owed_back_fen == owed - 400
+    bigger = approved_payload(
+        broker, amount_fen=5_000, approved_at=datetime(2026, 3, 3, tzinfo=UTC)
+    )
+    await emit_events(factory, ("task.approved", bigger))
+    await drain(factory, billing_registry())
+    async with unit_of_work(factory) as session:
+        await subsidies.promote_payable(session, now=datetime(2026, 5, 1, tzinfo=UTC))
+    third = await _pay(factory, maker, checker, "2026-03")
+    assert third.netted_fen == owed - 400
+    assert (await statement()).subsidy_owed_back_fen == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
@@ -167,3 +168,35 @@ async def test_reconciliation_identities_hold_on_both_databases(
         4_000,
     )
     assert later.balanced
+
+
+async def test_welfare_posts_booked_by_hand_and_by_the_duty_at_once_book_once(
+    factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """``laowu billing welfare-posts`` and the scheduled duty racing for the same
+    month: each broker's month is booked once and the pool is charged once."""
+    for n in range(4):
+        await make_broker(
+            factory, name=f"岗位{n}", welfare_post=True, welfare_post_monthly_fen=40_000
+        )
+    await fund(factory, YUZHONG, SOURCE, 1_000_000, key="wp", actor=finance())
+
+    async def by_hand() -> int:
+        async with unit_of_work(factory) as session:
+            return await subsidies.book_welfare_posts(session, period="2026-11")
+
+    async def by_duty() -> int:
+        async with unit_of_work(factory) as session:
+            done = await subsidies.book_last_month(
+                session, now=datetime(2026, 12, 1, 8, tzinfo=UTC)
+            )
+            return done[1] if done else 0
+
+    counts = await asyncio.gather(by_hand(), by_duty(), by_hand())
+    assert sum(counts) == 4
+    rows = await _subsidies(factory)
+    assert len(rows) == 4
+    assert {(s.period, s.status, s.amount_fen) for s in rows} == {("2026-11", "pending", 40_000)}
+    assert (await _pool_view(factory)).reserved_fen == 160_000
+    async with factory() as session:
+        await check_ledger_invariants(session)

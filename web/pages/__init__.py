@@ -44,6 +44,7 @@ from web.pages.finance import (
     finance_home,
     finance_open_pool,
     finance_reconciliation,
+    finance_request_transfer,
 )
 from web.pages.home import home
 from web.pages.inbox import inbox_mark_all_read, inbox_mark_read, inbox_page
@@ -251,6 +252,7 @@ PAGE_ROUTES: list[ControllerRouterHandler] = [
     finance_batch_execute,
     finance_bank_file,
     finance_reconciliation,
+    finance_request_transfer,
     earnings_page,
     earnings_bank,
     fee_page,

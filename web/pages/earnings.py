@@ -10,10 +10,13 @@ from litestar import Request, Response, get, post
 from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
+from sqlalchemy import select
+from sqlmodel import col
 
 from billing import bank, earnings, fee_cards, fees
 from marketplace.access import Role, require
 from marketplace.errors import DomainError, Invalid
+from marketplace.tasks.models import ServiceTask, TaskType
 from web.api.stripe_fees import _call_stripe, stripe_client
 from web.auth import requires_login
 from web.deps import Cipher, CurrentActor, Db, RowId
@@ -39,12 +42,28 @@ async def _earnings_page(
     if broker_id is None:
         raise Invalid("broker_id", "请指定经纪人编号（broker_id）")
     statement = await earnings.statement(db, actor=actor, broker_id=broker_id)
+    codes = {i.task_type_code for i in statement.subsidies if i.task_type_code}
+    type_names = dict(
+        (
+            await db.execute(
+                select(col(TaskType.code), col(TaskType.name)).where(col(TaskType.code).in_(codes))
+            )
+        ).all()
+    )
+    task_ids = {i.task_id for i in statement.subsidies if i.task_id is not None}
+    known_tasks = set(
+        (
+            await db.execute(select(col(ServiceTask.id)).where(col(ServiceTask.id).in_(task_ids)))
+        ).scalars()
+    )
     return await render(
         request,
         db,
         "finance/earnings.html",
         status_code=status_code,
         s=statement,
+        type_names=type_names,
+        known_tasks=known_tasks,
         account=account,
         is_broker=actor.role == Role.broker,
         errors=errors or {},

@@ -14,9 +14,13 @@ from litestar import Request, Response, get, post
 from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
+from sqlalchemy import select
+from sqlmodel import col
 
-from billing import payouts, pools, reconciliation
+from billing import payouts, pool_views, pools, reconciliation
 from marketplace.access import require
+from marketplace.accounts.models import User
+from marketplace.clock import local, utcnow
 from marketplace.errors import DomainError, Invalid
 from marketplace.funding import FUNDING_SOURCES, funding_label
 from web.api.billing import MEDIA_TYPES, config_of
@@ -41,6 +45,12 @@ def parse_yuan(text: str, field: str = "amount_yuan") -> int:
     return fen
 
 
+def _pool_id(text: str, field: str) -> int:
+    if not text.strip().isdigit() or not 0 < int(text) <= 2_147_483_647:
+        raise Invalid(field, "请选择资金池")
+    return int(text)
+
+
 async def _form(request: Request[Any, Any, Any]) -> dict[str, str]:
     form = await request.form()
     return {k: str(v) for k, v in form.items()}
@@ -54,12 +64,14 @@ async def _dashboard(
     errors: dict[str, str] | None = None,
     status_code: int = 200,
     notice: str | None = None,
+    form: dict[str, str] | None = None,
 ) -> Template:
     require(actor, "ledger.view")
+    config = config_of(request)
     found = await pools.list_pools(db, actor)
     views = [await pools.to_public(db, p) for p in found]
-    waiting = await pools.awaiting_summary(db, [p.id for p in views])
-    appropriations, transfers = await pools.pending_requests(db, actor)
+    waiting = await pool_views.awaiting_summary(db, [p.id for p in views])
+    pending, decided = await pool_views.describe_requests(db, actor, config=config)
     batches, _ = await payouts.list_batches(db, actor=actor, limit=20, offset=0)
     return await render(
         request,
@@ -67,17 +79,20 @@ async def _dashboard(
         "finance/dashboard.html",
         status_code=status_code,
         pools=views,
+        labels=await pool_views.pool_labels(db, found),
         waiting=waiting,
-        appropriations=appropriations,
-        transfers=transfers,
+        pending=pending,
+        decided=decided,
         batches=batches,
         errors=errors or {},
+        form=form or {},
         notice=notice or request.query_params.get("notice"),
         form_key=uuid.uuid4().hex,
         sources=FUNDING_SOURCES,
-        today=date.today().isoformat(),
+        today=local(utcnow()).date().isoformat(),
         can_move=actor.role == "finance",
-        threshold_fen=config_of(request).approval_threshold_fen,
+        me_id=actor.user_id,
+        threshold_fen=config.approval_threshold_fen,
     )
 
 
@@ -103,14 +118,13 @@ async def finance_open_pool(
     return Redirect("/finance?notice=资金池已开立", status_code=HTTP_303_SEE_OTHER)
 
 
-@post(
-    "/finance/pools/{pool_id:int}/appropriations", guards=[requires_login], include_in_schema=False
-)
+@post("/finance/appropriations", guards=[requires_login], include_in_schema=False)
 async def finance_appropriate(
-    request: Request[Any, Any, Any], db: Db, actor: CurrentActor, pool_id: RowId
+    request: Request[Any, Any, Any], db: Db, actor: CurrentActor
 ) -> Response[Any] | Template:
     data = await _form(request)
     try:
+        pool_id = _pool_id(data.get("pool_id", ""), "pool_id")
         amount = parse_yuan(data.get("amount_yuan", ""))
         try:
             when = date.fromisoformat(data.get("date", ""))
@@ -119,22 +133,26 @@ async def finance_appropriate(
         document_no = data.get("document_no", "").strip()
         if not document_no:
             raise Invalid("document_no", "请填写拨款文号")
+        if len(document_no) > 64:
+            raise Invalid("document_no", "文号不能超过 64 个字")
         a = await pools.appropriate(
             db,
             actor=actor,
             pool_id=pool_id,
             data=pools.AppropriationIn(
                 amount_fen=amount,
-                document_no=document_no[:64],
+                document_no=document_no,
                 date=when,
-                note=data.get("note", "")[:500],
+                note=data.get("note", "").strip()[:500],
             ),
             key=data.get("form_key"),
             config=config_of(request),
         )
     except DomainError as exc:
         errors = await refuse_in_form(request, db, exc)
-        return await _dashboard(request, db, actor, errors=errors, status_code=exc.status)
+        return await _dashboard(
+            request, db, actor, errors=errors, status_code=exc.status, form=data
+        )
     notice = (
         "拨款已入账" if a.status == "posted" else "金额超过审核线，已提交，待另一位财务人员审核"
     )
@@ -161,6 +179,43 @@ async def finance_approve_appropriation(
         errors = await refuse_in_form(request, db, exc)
         return await _dashboard(request, db, actor, errors=errors, status_code=exc.status)
     return Redirect("/finance?notice=已处理拨款申请", status_code=HTTP_303_SEE_OTHER)
+
+
+@post("/finance/transfers", guards=[requires_login], include_in_schema=False)
+async def finance_request_transfer(
+    request: Request[Any, Any, Any], db: Db, actor: CurrentActor
+) -> Response[Any] | Template:
+    """调剂申请: waits for a second finance user, like the API's transfers."""
+    data = await _form(request)
+    try:
+        source = _pool_id(data.get("from_pool_id", ""), "from_pool_id")
+        target = _pool_id(data.get("to_pool_id", ""), "to_pool_id")
+        amount = parse_yuan(data.get("amount_yuan", ""))
+        document_no = data.get("document_no", "").strip()
+        if not document_no:
+            raise Invalid("document_no", "请填写调剂文号")
+        if len(document_no) > 64:
+            raise Invalid("document_no", "文号不能超过 64 个字")
+        await pools.request_transfer(
+            db,
+            actor=actor,
+            pool_id=source,
+            data=pools.TransferIn(
+                to_pool_id=target,
+                amount_fen=amount,
+                document_no=document_no,
+                note=data.get("note", "").strip()[:500],
+            ),
+            key=data.get("form_key"),
+        )
+    except DomainError as exc:
+        errors = await refuse_in_form(request, db, exc)
+        return await _dashboard(
+            request, db, actor, errors=errors, status_code=exc.status, form=data
+        )
+    return Redirect(
+        "/finance?notice=调剂申请已提交，待另一位财务人员审核", status_code=HTTP_303_SEE_OTHER
+    )
 
 
 @post(
@@ -213,12 +268,21 @@ async def _batch_page(
     status_code: int = 200,
 ) -> Template:
     review = await payouts.review(db, actor=actor, batch_id=batch_id)
+    people = [u for u in (review.created_by, review.approved_by) if u is not None]
+    names = dict(
+        (
+            await db.execute(
+                select(col(User.id), col(User.display_name)).where(col(User.id).in_(people))
+            )
+        ).all()
+    )
     return await render(
         request,
         db,
         "finance/batch.html",
         status_code=status_code,
         batch=review,
+        names=names,
         errors=errors or {},
         label=funding_label,
         can_move=actor.role == "finance",
@@ -299,7 +363,7 @@ async def finance_reconciliation(
     ] = None,
 ) -> Response[Any] | Template:
     require(actor, "reconciliation.view")
-    chosen = period or date.today().strftime("%Y-%m")
+    chosen = period or local(utcnow()).strftime("%Y-%m")
     errors: dict[str, str] = {}
     rep = None
     try:
