@@ -14,7 +14,10 @@ ledger's triggers check every entry (balance, one ledger, no overdraft) as it cl
 A subsidy row is written for each approval (its status and entry ids at year end).
 
     python bench/bench_reconciliation.py [--database-url URL] [--subsidies 1000000]
-        [--brokers 12000]
+        [--brokers 12000] [--reuse]
+
+``--reuse`` times the reports again on a database an earlier run loaded (give its
+URL; for SQLite ``sqlite+aiosqlite:////tmp/laowu-bench-…/bench.db``).
 """
 
 from __future__ import annotations
@@ -557,9 +560,9 @@ async def timed_report(
     return meter, rep
 
 
-async def main() -> None:
-    args = parse(__doc__ or "", subsidies=1_000_000, brokers=12_000)
-    url = await fresh_database(args.database_url, with_regions=True)
+async def load_year(url: str, args: Any) -> tuple[str, Meter, str]:
+    """Generate and load the year; returns what was made, the load's meter and the
+    busiest district."""
     engine = create_engine(url)
     factory = session_factory(engine)
     is_pg = url.startswith("postgresql")
@@ -587,13 +590,57 @@ async def main() -> None:
             else:
                 await conn.exec_driver_sql("ANALYZE")
                 await conn.commit()
+    await engine.dispose()
+    per_pool = Counter(year.pool)
+    district = max(by_district, key=lambda d: sum(per_pool[p] for p in by_district[d]))
+    made_text = (
+        f"{len(made)} pools ({len(by_district)} districts × {len(SOURCES)} sources), "
+        f"{args.brokers:,} brokers, {len(year.amount):,} approved subsidies "
+        f"({year.fate.count('void'):,} voided, {year.fate.count('reverse'):,} reversed after "
+        f"payment), {loader.entries:,} entries"
+    )
+    return made_text, loading, district
+
+
+async def busiest_district(factory: async_sessionmaker[AsyncSession]) -> str:
+    """The district whose pools reserved most often (read from the ledger, so a
+    partly loaded year works too)."""
+    async with factory() as session:
+        row = (
+            await session.execute(
+                select(col(LedgerAccount.district_code), func.count())
+                .select_from(LedgerPosting)
+                .join(LedgerAccount, col(LedgerAccount.id) == col(LedgerPosting.account_id))
+                .where(col(LedgerAccount.kind) == "pool_reserved")
+                .group_by(col(LedgerAccount.district_code))
+                .order_by(func.count().desc())
+                .limit(1)
+            )
+        ).first()
+    assert row is not None, "no postings: load the year first"
+    return str(row[0])
+
+
+async def main() -> None:
+    args = parse(__doc__ or "", flags=("reuse",), subsidies=1_000_000, brokers=12_000)
+    if args.reuse:
+        assert args.database_url, "--reuse needs --database-url"
+        url = args.database_url
+        made_text, loading_text = "reused from an earlier run", ""
+        district = await busiest_district(session_factory(create_engine(url)))
+    else:
+        url = await fresh_database(args.database_url, with_regions=True)
+        made_text, loading, district = await load_year(url, args)
+        loading_text = (
+            f"; loaded in {loading.wall:.0f} s ({loading.cpu:.0f} s CPU, "
+            f"load average {loading.load:.2f})"
+        )
+    engine = create_engine(url)
+    factory = session_factory(engine)
     async with factory() as session:
         total = (
             await session.execute(select(func.count()).select_from(LedgerPosting))
         ).scalar_one()
-    # The busiest district: its own year.
-    per_pool = Counter(year.pool)
-    district = max(by_district, key=lambda d: sum(per_pool[p] for p in by_district[d]))
     city, city_rep = await timed_report(factory, "2026")
     again, _ = await timed_report(factory, "2026")
     one, one_rep = await timed_report(factory, "2026", district)
@@ -604,11 +651,7 @@ async def main() -> None:
         "Billing: reconciliation, a year for Chongqing",
         [
             f"database: {db_name(url)}",
-            f"generated: {len(made)} pools ({len(by_district)} districts × {len(SOURCES)} "
-            f"sources), {args.brokers:,} brokers, {len(year.amount):,} approved subsidies "
-            f"({year.fate.count('void'):,} voided, {year.fate.count('reverse'):,} reversed after "
-            f"payment), {loader.entries:,} entries, {total:,} postings; loaded in "
-            f"{loading.wall:.0f} s ({loading.cpu:.0f} s CPU, load average {loading.load:.2f})",
+            f"generated: {made_text}, {total:,} postings{loading_text}",
             f"year 2026, city-wide ({len(city_rep.lines)} pools, every identity holds, "
             f"¥{paid / 100:,.0f} paid): {city} (target < 10 s); again (warm): {again}",
             f"year 2026, one district ({district}, {len(one_rep.lines)} pools): {one}",

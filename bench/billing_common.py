@@ -17,11 +17,13 @@ from marketplace.regions import service as regions
 from web.migrate import upgrade
 
 
-def parse(description: str, **extra: int) -> argparse.Namespace:
+def parse(description: str, *, flags: tuple[str, ...] = (), **extra: int) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
         "--database-url", default=None, help="postgresql+asyncpg://…/name (recreated)"
     )
+    for flag in flags:
+        parser.add_argument(f"--{flag.replace('_', '-')}", action="store_true")
     for name, default in extra.items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=default)
     return parser.parse_args()
