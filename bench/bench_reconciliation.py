@@ -660,6 +660,7 @@ async def reinstate_triggers(factory: async_sessionmaker[AsyncSession]) -> None:
             "ledger_account.normal_side THEN p.amount_fen ELSE -p.amount_fen END) "
             "FROM ledger_posting p WHERE p.account_id = ledger_account.id), 0)",
             *ddl.statements("sqlite"),
+            *ddl.APPLY_SQLITE_0012A,
         ],
     )
 

@@ -232,6 +232,24 @@ POST_SQLITE: list[str] = [
     END""",
 ]
 
+# 0012a also restates SQLite's closing trigger. Its correlated sum names both the
+# entry and the account; with 0012a's covering index led by account_id, SQLite's
+# planner (without statistics) would walk all of the account's postings for every
+# entry closed — quadratic. The unary + keeps it on the entry_id index.
+APPLY_SQLITE_0012A: list[str] = [
+    "DROP TRIGGER IF EXISTS ledger_entry_apply",
+    """CREATE TRIGGER ledger_entry_apply AFTER UPDATE OF status ON ledger_entry
+    WHEN OLD.status = 'open' AND NEW.status = 'posted'
+    BEGIN
+      UPDATE ledger_account SET balance_fen = balance_fen + (
+        SELECT SUM(CASE WHEN p.side = ledger_account.normal_side
+                        THEN p.amount_fen ELSE -p.amount_fen END)
+        FROM ledger_posting p WHERE p.entry_id = NEW.id AND +p.account_id = ledger_account.id)
+      WHERE id IN (SELECT account_id FROM ledger_posting WHERE entry_id = NEW.id);
+    END""",
+]
+APPLY_SQLITE_0010: list[str] = ["DROP TRIGGER IF EXISTS ledger_entry_apply", SQLITE[-1]]
+
 POST_SQLITE_DROP = [
     "DROP TRIGGER IF EXISTS ledger_post_request_insert",
     "DROP VIEW IF EXISTS ledger_post_request",

@@ -35,12 +35,17 @@ def upgrade() -> None:
         # SQLite may hold an entry left open (no deferred triggers); reports ask
         # whether any exists, which this index answers without a scan.
         op.execute("CREATE INDEX ix_ledger_entry_open ON ledger_entry (id) WHERE status = 'open'")
+        # The closing trigger, kept off the new index (ddl.APPLY_SQLITE_0012A).
+        for statement in ddl.APPLY_SQLITE_0012A:
+            op.execute(statement)
 
 
 def downgrade() -> None:
     dialect = op.get_bind().dialect.name
     if dialect == "sqlite":
         op.execute("DROP INDEX IF EXISTS ix_ledger_entry_open")
+        for statement in ddl.APPLY_SQLITE_0010:
+            op.execute(statement)
     op.create_index(
         "ix_ledger_posting_account_at", "ledger_posting", ["account_id", "effective_at"]
     )
