@@ -50,7 +50,7 @@ from bench.common import record
 from billing import pools, reconciliation
 from billing.ledger import ddl
 from billing.ledger import service as ledger
-from billing.ledger.models import LedgerAccount, LedgerPosting
+from billing.ledger.models import LedgerAccount, LedgerEntry, LedgerPosting
 from billing.models import FundPool, Subsidy
 from marketplace.access import SYSTEM
 from marketplace.brokers.models import Broker
@@ -691,8 +691,14 @@ async def main() -> None:
     if args.reuse:
         assert args.database_url, "--reuse needs --database-url"
         url = args.database_url
-        made_text, loading_text = "reused from an earlier run", ""
-        district = await busiest_district(session_factory(create_engine(url)))
+        reused = session_factory(create_engine(url))
+        district = await busiest_district(reused)
+        async with reused() as session:
+            count, last = (
+                await session.execute(select(func.count(), func.max(col(LedgerEntry.effective_at))))
+            ).one()
+        made_text = f"reused from an earlier load: {count:,} entries up to {last:%Y-%m-%d}"
+        loading_text = ""
     else:
         url = await fresh_database(args.database_url, with_regions=True)
         made_text, loading, district = await load_year(url, args)
