@@ -4,7 +4,9 @@ recreated by name)."""
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
+import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -15,11 +17,13 @@ from marketplace.regions import service as regions
 from web.migrate import upgrade
 
 
-def parse(description: str, **extra: int) -> argparse.Namespace:
+def parse(description: str, *, flags: tuple[str, ...] = (), **extra: int) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
         "--database-url", default=None, help="postgresql+asyncpg://…/name (recreated)"
     )
+    for flag in flags:
+        parser.add_argument(f"--{flag.replace('_', '-')}", action="store_true")
     for name, default in extra.items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=default)
     return parser.parse_args()
@@ -52,3 +56,24 @@ async def fresh_database(url: str | None, *, with_regions: bool = False) -> str:
 
 def db_name(url: str) -> str:
     return "PostgreSQL" if url.startswith("postgresql") else "SQLite"
+
+
+class Meter:
+    """Wall-clock and this process's CPU time over a block, and the 1-minute load
+    average when it ended (the machine is shared: a figure needs its load beside it).
+    CPU time is the benchmark process only; the PostgreSQL server's work is not in it."""
+
+    def __init__(self) -> None:
+        self.wall = self.cpu = self.load = 0.0
+
+    def __enter__(self) -> Meter:
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self._wall
+        self.cpu = time.process_time() - self._cpu
+        self.load = os.getloadavg()[0]
+
+    def __str__(self) -> str:
+        return f"{self.wall:.2f} s wall, {self.cpu:.2f} s CPU, load average {self.load:.2f}"

@@ -10,6 +10,10 @@ transfers), reserved, voided, paid, reversed (owed back after payment), recovere
 from one grouped pass over the postings since the period's start: closing = the
 accounts' balances minus what moved after the period, opening = closing minus what
 moved inside it.
+
+The market side (``market_side``): every Stripe payment and refund we booked in the
+period against Stripe's balance transactions of the same window, matched or not.
+The CSV and XLSX exports carry both sides, apart (two titled sections; two sheets).
 """
 
 from __future__ import annotations
@@ -25,8 +29,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from billing.ledger.models import EntryStatus, LedgerAccount, LedgerEntry, LedgerPosting
-from billing.models import FundPool
+from billing.ledger.models import EntryStatus, LedgerAccount, LedgerEntry, LedgerPosting, Side
+from billing.models import FundPool, MarketFee
+from billing.stripe import StripeClient
 from marketplace.access import Actor, require
 from marketplace.clock import SHANGHAI
 from marketplace.errors import Invalid
@@ -129,16 +134,10 @@ async def report(
         col(LedgerPosting.account_id).in_(account_ids),
         col(LedgerPosting.effective_at) >= start,
     ]
-    # Only posted entries count. PostgreSQL never commits an open one; on SQLite one
-    # could be left open, and only then is the status filter worth its cost.
-    left_open = (
-        await session.execute(
-            select(func.count())
-            .select_from(LedgerEntry)
-            .where(col(LedgerEntry.status) != EntryStatus.posted)
-        )
-    ).scalar_one()
-    if left_open:
+    # Only posted entries count. PostgreSQL never commits an open one (a deferred
+    # constraint trigger); on SQLite one could be left open, and only then is the
+    # status filter worth its cost (a partial index answers the question).
+    if not _is_pg(session) and await _any_open(session):
         where.append(col(LedgerEntry.status) == EntryStatus.posted)
     rows = await session.execute(
         select(
@@ -213,6 +212,17 @@ async def report(
     )
 
 
+def _is_pg(session: AsyncSession) -> bool:
+    return session.bind is not None and session.bind.dialect.name == "postgresql"
+
+
+async def _any_open(session: AsyncSession) -> bool:
+    found = await session.execute(
+        select(col(LedgerEntry.id)).where(col(LedgerEntry.status) == EntryStatus.open).limit(1)
+    )
+    return found.first() is not None
+
+
 COLUMNS = [
     ("district_code", "区县代码"),
     ("source_label", "资金来源"),
@@ -226,6 +236,25 @@ COLUMNS = [
     ("closing_fen", "期末余额(分)"),
     ("balanced", "勾稽平衡"),
 ]
+MARKET_COLUMNS = [
+    ("kind", "类型"),
+    ("reference", "Stripe 编号"),
+    ("placement_id", "录用编号"),
+    ("ours_fen", "本平台记账(分)"),
+    ("stripe_fen", "Stripe 余额流水(分)"),
+    ("difference_fen", "差额(分)"),
+    ("result", "核对结果"),
+]
+MARKET_KINDS = {"payment": "服务费收款", "refund": "退款"}
+MARKET_RESULTS = {
+    "matched": "一致",
+    "missing_here": "本平台无记录",
+    "missing_in_stripe": "Stripe 无记录",
+    "amount_differs": "金额不一致",
+}
+SUBSIDY_TITLE = "一、补贴资金（公共资金）对账"
+MARKET_TITLE = "二、市场服务费（Stripe）对账"
+MARKET_ABSENT = "未包含：仅市级财务和审计人员可见，且需已配置 Stripe"
 
 
 def _row(line: PoolLine) -> list[object]:
@@ -233,24 +262,182 @@ def _row(line: PoolLine) -> list[object]:
     return [("是" if values[k] else "否") if k == "balanced" else values[k] for k, _ in COLUMNS]
 
 
-def to_csv(rep: Report) -> bytes:
+def _market_row(line: MarketLine) -> list[object]:
+    return [
+        MARKET_KINDS.get(line.kind, line.kind),
+        line.reference,
+        line.placement_id,
+        line.ours_fen,
+        line.stripe_fen,
+        line.difference_fen,
+        MARKET_RESULTS[line.result],
+    ]
+
+
+def _market_total(side: MarketSide) -> list[object]:
+    return ["合计", "", "", side.ours_fen, side.stripe_fen, side.ours_fen - side.stripe_fen,
+            f"{len(side.mismatches())} 笔不一致"]  # fmt: skip
+
+
+def to_csv(rep: Report, market: MarketSide | None = None) -> bytes:
+    """Two sections one under the other, each under its own title row: the subsidy
+    side (public money, one row per pool) and the market side (every Stripe payment
+    and refund against Stripe's balance transactions, mismatches marked), so a
+    clerk opening it in Excel or WPS sees both without mixing their columns."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow([SUBSIDY_TITLE, f"期间 {rep.period}", "金额单位：分"])
     writer.writerow([label for _, label in COLUMNS])
     for line in rep.lines:
         writer.writerow(_row(line))
+    writer.writerow([])
+    writer.writerow([MARKET_TITLE, f"期间 {rep.period}", "金额单位：分"])
+    if market is None:
+        writer.writerow([MARKET_ABSENT])
+    else:
+        writer.writerow([label for _, label in MARKET_COLUMNS])
+        for mline in market.lines:
+            writer.writerow(_market_row(mline))
+        writer.writerow(_market_total(market))
     # A BOM so Excel opens the Chinese headers as UTF-8.
     return ("\ufeff" + out.getvalue()).encode()
 
 
-def to_xlsx(rep: Report) -> bytes:
+def to_xlsx(rep: Report, market: MarketSide | None = None) -> bytes:
+    """The subsidy side on the first sheet, the market side on the second."""
     book = Workbook()
     sheet = book.active
     assert sheet is not None
-    sheet.title = f"对账 {rep.period}"
+    sheet.title = f"补贴对账 {rep.period}"
     sheet.append([label for _, label in COLUMNS])
     for line in rep.lines:
         sheet.append(_row(line))
+    second = book.create_sheet(f"市场服务费 {rep.period}")
+    if market is None:
+        second.append([MARKET_ABSENT])
+    else:
+        second.append([label for _, label in MARKET_COLUMNS])
+        for mline in market.lines:
+            second.append(_market_row(mline))
+        second.append(_market_total(market))
+    for ws in (sheet, second):
+        ws.freeze_panes = "A2"
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+class MarketLine(BaseModel):
+    """One Stripe payment or refund: what we booked against Stripe's own record."""
+
+    kind: str  # payment | refund
+    reference: str  # the charge id (payment) or the refund id
+    placement_id: int | None
+    ours_fen: int | None  # refunds negative, as Stripe has them
+    stripe_fen: int | None
+    difference_fen: int
+    result: str  # matched | missing_here | missing_in_stripe | amount_differs
+
+
+class MarketSide(BaseModel):
+    lines: list[MarketLine]
+    ours_fen: int
+    stripe_fen: int
+
+    def mismatches(self) -> list[MarketLine]:
+        return [ln for ln in self.lines if ln.result != "matched"]
+
+    def mismatch_list(self) -> list[dict[str, object]]:
+        """The differences as the JSON report lists them (``kind`` is the result)."""
+        return [
+            {"kind": m.result, "reference": m.reference, "ours_fen": m.ours_fen,
+             "stripe_fen": m.stripe_fen}
+            for m in self.mismatches()
+        ]  # fmt: skip
+
+
+async def market_side(
+    session: AsyncSession, *, client: StripeClient, start: datetime, end: datetime
+) -> MarketSide:
+    """Our booked Stripe payments (by charge) and refunds (by refund id) in
+    [start, end) against Stripe's balance transactions of the same window: every
+    one of them, matched or not (``billing.fees.market_mismatches`` keeps only the
+    differences, by the same rules)."""
+    ours: dict[str, tuple[str, int | None, int]] = {}
+    fees = await session.execute(
+        select(
+            col(MarketFee.charge_id), col(MarketFee.placement_id), col(MarketFee.amount_fen)
+        ).where(
+            col(MarketFee.paid_at) >= start,
+            col(MarketFee.paid_at) < end,
+            col(MarketFee.charge_id).is_not(None),
+        )
+    )
+    for charge, placement, amount in fees.all():
+        ours[str(charge)] = ("payment", placement, int(amount))
+    refunds = await session.execute(
+        select(col(LedgerEntry.idempotency_key), func.sum(col(LedgerPosting.amount_fen)))
+        .join(LedgerPosting, col(LedgerPosting.entry_id) == col(LedgerEntry.id))
+        .where(
+            col(LedgerEntry.kind) == "market_refund",
+            col(LedgerEntry.status) == EntryStatus.posted,
+            col(LedgerEntry.effective_at) >= start,
+            col(LedgerEntry.effective_at) < end,
+            col(LedgerPosting.side) == Side.credit,
+        )
+        .group_by(col(LedgerEntry.idempotency_key))
+    )
+    booked = []
+    for key, amount in refunds.all():
+        # fee:<fee id>:refund:<Stripe refund id>
+        parts = str(key).split(":")
+        fee_id = int(parts[1]) if len(parts) == 4 and parts[1].isdigit() else None
+        booked.append((parts[-1], fee_id, -int(amount)))
+    placements = dict(
+        (
+            await session.execute(
+                select(col(MarketFee.id), col(MarketFee.placement_id)).where(
+                    col(MarketFee.id).in_({f for _, f, _ in booked if f is not None})
+                )
+            )
+        ).all()
+    )
+    for ref, fee_id, amount in booked:
+        ours[ref] = ("refund", placements.get(fee_id), amount)
+    theirs: dict[str, tuple[str, int]] = {}
+    async for txn in client.balance_transactions(
+        created_gte=int(start.timestamp()), created_lt=int(end.timestamp())
+    ):
+        kind = txn.get("type")
+        if kind in ("charge", "refund", "payment"):
+            ref = str(txn["source"])
+            before = theirs.get(ref, ("", 0))[1]
+            theirs[ref] = ("refund" if kind == "refund" else "payment", before + int(txn["amount"]))
+    lines = []
+    for ref in sorted(set(ours) | set(theirs)):
+        mine, stripe = ours.get(ref), theirs.get(ref)
+        a = mine[2] if mine else None
+        b = stripe[1] if stripe else None
+        result = (
+            "missing_here" if a is None
+            else "missing_in_stripe" if b is None
+            else "amount_differs" if a != b
+            else "matched"
+        )  # fmt: skip
+        lines.append(
+            MarketLine(
+                kind=mine[0] if mine else stripe[0] if stripe else "payment",
+                reference=ref,
+                placement_id=mine[1] if mine else None,
+                ours_fen=a,
+                stripe_fen=b,
+                difference_fen=(a or 0) - (b or 0),
+                result=result,
+            )
+        )
+    lines.sort(key=lambda ln: (ln.result == "matched", ln.kind, ln.reference))
+    return MarketSide(
+        lines=lines,
+        ours_fen=sum(ln.ours_fen or 0 for ln in lines),
+        stripe_fen=sum(ln.stripe_fen or 0 for ln in lines),
+    )

@@ -194,3 +194,114 @@ def statements(dialect: str, *, drop: bool = False) -> list[str]:
     if dialect == "postgresql":
         return POSTGRESQL_DROP if drop else POSTGRESQL
     return SQLITE_DROP if drop else SQLITE
+
+
+# Migration 0012a: one round trip for ``ledger.post`` (the single-entry path).
+# Neither replaces a guard above: they run the same three steps (insert the entry
+# open, insert its postings, close it) inside the database, so every trigger and
+# CHECK still fires; they only save the client-server round trips and give the
+# caller's transaction back intact when the entry is refused.
+#
+# SQLite: an INSERT into the view ``ledger_post_request`` runs the three steps in
+# its INSTEAD OF trigger. One statement: if anything in it is refused, SQLite backs
+# out the whole statement (trigger effects included) and the transaction goes on.
+# The lines arrive as JSON ``[[account_id, side, amount_fen], …]``.
+#
+# PostgreSQL: ``ledger_post(…)`` does the same in a plpgsql block whose EXCEPTION
+# handler rolls back to the block's own subtransaction (what a SAVEPOINT would do)
+# and returns the error instead of aborting the caller's transaction; an existing
+# key returns ``replay`` with the first entry's id and content hash.
+POST_SQLITE: list[str] = [
+    """CREATE VIEW ledger_post_request AS
+    SELECT idempotency_key, content_hash, ledger, kind, memo, reversal_of_id,
+           effective_at, created_at, created_by, '' AS lines
+    FROM ledger_entry WHERE 0""",
+    """CREATE TRIGGER ledger_post_request_insert INSTEAD OF INSERT ON ledger_post_request
+    BEGIN
+      INSERT INTO ledger_entry (idempotency_key, content_hash, ledger, kind, memo,
+                                reversal_of_id, status, effective_at, created_at, created_by)
+      VALUES (NEW.idempotency_key, NEW.content_hash, NEW.ledger, NEW.kind, NEW.memo,
+              NEW.reversal_of_id, 'open', NEW.effective_at, NEW.created_at, NEW.created_by);
+      INSERT INTO ledger_posting (entry_id, account_id, side, amount_fen, effective_at)
+      SELECT e.id, json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'),
+             json_extract(j.value, '$[2]'), NEW.effective_at
+      FROM ledger_entry e, json_each(NEW.lines) j
+      WHERE e.idempotency_key = NEW.idempotency_key
+      ORDER BY j.key;
+      UPDATE ledger_entry SET status = 'posted' WHERE idempotency_key = NEW.idempotency_key;
+    END""",
+]
+
+# 0012a also restates SQLite's closing trigger. Its correlated sum names both the
+# entry and the account; with 0012a's covering index led by account_id, SQLite's
+# planner (without statistics) would walk all of the account's postings for every
+# entry closed — quadratic. The unary + keeps it on the entry_id index.
+APPLY_SQLITE_0012A: list[str] = [
+    "DROP TRIGGER IF EXISTS ledger_entry_apply",
+    """CREATE TRIGGER ledger_entry_apply AFTER UPDATE OF status ON ledger_entry
+    WHEN OLD.status = 'open' AND NEW.status = 'posted'
+    BEGIN
+      UPDATE ledger_account SET balance_fen = balance_fen + (
+        SELECT SUM(CASE WHEN p.side = ledger_account.normal_side
+                        THEN p.amount_fen ELSE -p.amount_fen END)
+        FROM ledger_posting p WHERE p.entry_id = NEW.id AND +p.account_id = ledger_account.id)
+      WHERE id IN (SELECT account_id FROM ledger_posting WHERE entry_id = NEW.id);
+    END""",
+]
+APPLY_SQLITE_0010: list[str] = ["DROP TRIGGER IF EXISTS ledger_entry_apply", SQLITE[-1]]
+
+POST_SQLITE_DROP = [
+    "DROP TRIGGER IF EXISTS ledger_post_request_insert",
+    "DROP VIEW IF EXISTS ledger_post_request",
+]
+
+POST_POSTGRESQL: list[str] = [
+    """CREATE FUNCTION ledger_post(
+      p_key text, p_hash text, p_ledger text, p_kind text, p_memo text,
+      p_reversal_of integer, p_effective_at timestamptz, p_created_at timestamptz,
+      p_created_by integer, p_accounts integer[], p_sides text[], p_amounts bigint[])
+    RETURNS TABLE (outcome text, entry_id integer, entry_hash text, sqlstate text,
+                   message text, constraint_name text)
+    LANGUAGE plpgsql AS $$
+    DECLARE new_id integer; v_state text; v_message text; v_constraint text;
+    BEGIN
+      BEGIN
+        INSERT INTO ledger_entry (idempotency_key, content_hash, ledger, kind, memo,
+                                  reversal_of_id, status, effective_at, created_at, created_by)
+        VALUES (p_key, p_hash, p_ledger, p_kind, p_memo, p_reversal_of, 'open',
+                p_effective_at, p_created_at, p_created_by)
+        ON CONFLICT (idempotency_key) DO NOTHING
+        RETURNING id INTO new_id;
+        IF new_id IS NULL THEN
+          RETURN QUERY SELECT 'replay'::text, e.id, e.content_hash::text, NULL::text,
+                              NULL::text, NULL::text
+            FROM ledger_entry e WHERE e.idempotency_key = p_key;
+          RETURN;
+        END IF;
+        INSERT INTO ledger_posting (entry_id, account_id, side, amount_fen, effective_at)
+        SELECT new_id, l.a, l.s, l.m, p_effective_at
+        FROM unnest(p_accounts, p_sides, p_amounts) WITH ORDINALITY AS l(a, s, m, n)
+        ORDER BY l.n;
+        UPDATE ledger_entry SET status = 'posted' WHERE id = new_id;
+      EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT,
+                                v_constraint = CONSTRAINT_NAME;
+        RETURN QUERY SELECT 'refused'::text, NULL::integer, NULL::text, v_state,
+                            v_message, v_constraint;
+        RETURN;
+      END;
+      RETURN QUERY SELECT 'posted'::text, new_id, p_hash, NULL::text, NULL::text, NULL::text;
+    END $$""",
+]
+
+POST_POSTGRESQL_DROP = [
+    "DROP FUNCTION IF EXISTS ledger_post(text, text, text, text, text, integer, timestamptz, "
+    "timestamptz, integer, integer[], text[], bigint[])",
+]
+
+
+def post_statements(dialect: str, *, drop: bool = False) -> list[str]:
+    """Migration 0012a's statements (the one-round-trip single post)."""
+    if dialect == "postgresql":
+        return POST_POSTGRESQL_DROP if drop else POST_POSTGRESQL
+    return POST_SQLITE_DROP if drop else POST_SQLITE

@@ -86,7 +86,16 @@ class LedgerPosting(SQLModel, table=True):
     __table_args__ = (
         CheckConstraint("amount_fen > 0", name="ck_ledger_posting_amount"),
         CheckConstraint("side IN ('debit', 'credit')", name="ck_ledger_posting_side"),
-        Index("ix_ledger_posting_account_at", "account_id", "effective_at"),
+        # Balances as of a date and the reconciliation read (account, time) ranges;
+        # side, amount and entry ride along so the table itself is not visited.
+        Index(
+            "ix_ledger_posting_account_at_cover",
+            "account_id",
+            "effective_at",
+            "side",
+            "amount_fen",
+            "entry_id",
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

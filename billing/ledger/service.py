@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,11 +19,13 @@ from typing import Any
 
 from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import col
 
 from billing.ledger.models import EntryStatus, LedgerAccount, LedgerEntry, LedgerPosting, Side
 from marketplace.clock import utcnow
+from marketplace.db import UTCDateTime
 from marketplace.errors import Conflict, Invalid, NotFound
 
 
@@ -104,82 +107,176 @@ async def post(
 ) -> LedgerEntry:
     """Post a balanced entry once per ``key``; a replay returns the first entry, the
     same key with different content is a Conflict. Raises Overdraft when a
-    no-overdraft account would go below zero (nothing of the entry remains)."""
+    no-overdraft account would go below zero (nothing of the entry remains, and the
+    caller's transaction stays usable).
+
+    One round trip to the database (migration 0012a, ``ddl.POST_*``): the database
+    inserts the entry open, its postings, and closes it, so its triggers check the
+    ledger of every account, the balance and the overdraft rule as before. The
+    returned entry is a plain object, not attached to the session."""
     _check_lines(lines)
-    digest = content_hash(ledger, kind, lines, reversal_of)
-    existing = await find_entry(session, key)
-    if existing is not None:
-        return _replayed(existing, digest, key)
-    ledgers = set(
-        (
-            await session.execute(
-                select(col(LedgerAccount.ledger)).where(
-                    col(LedgerAccount.id).in_({ln.account_id for ln in lines})
-                )
-            )
-        ).scalars()
+    request = _Request(
+        key=key,
+        content_hash=content_hash(ledger, kind, lines, reversal_of),
+        ledger=ledger,
+        kind=kind,
+        memo=memo[:500],
+        reversal_of=reversal_of,
+        effective_at=effective_at or utcnow(),
+        created_at=utcnow(),
+        created_by=created_by,
+        lines=lines,
     )
-    if ledgers != {ledger}:
-        raise Invalid("lines", "一笔分录不能同时涉及补贴账和市场账，且账户必须存在")
-    when = effective_at or utcnow()
-    savepoint = await session.begin_nested()
-    try:
-        entry_id = (
-            await session.execute(
-                insert(LedgerEntry)
-                .values(
-                    idempotency_key=key,
-                    content_hash=digest,
-                    ledger=ledger,
-                    kind=kind,
-                    memo=memo[:500],
-                    reversal_of_id=reversal_of,
-                    status=EntryStatus.open,
-                    effective_at=when,
-                    created_at=utcnow(),
-                    created_by=created_by,
-                )
-                .returning(col(LedgerEntry.id))
-            )
-        ).scalar_one()
-        await session.execute(
-            insert(LedgerPosting),
-            [
-                {
-                    "entry_id": entry_id,
-                    "account_id": ln.account_id,
-                    "side": str(ln.side),
-                    "amount_fen": ln.amount_fen,
-                    "effective_at": when,
-                }
-                for ln in lines
-            ],
-        )
-        await session.execute(
-            update(LedgerEntry)
-            .where(col(LedgerEntry.id) == entry_id)
-            .values(status=EntryStatus.posted)
-        )
-    except IntegrityError as exc:
-        await savepoint.rollback()
-        text = str(exc.orig)
-        if "mixes ledgers" in text:
-            raise Invalid("lines", "一笔分录不能同时涉及补贴账和市场账") from exc
-        if "overdraft" in text:
-            raise Overdraft("余额不足：资金池不能透支", field="amount_fen") from exc
-        existing = await find_entry(session, key)
-        if existing is not None:  # a concurrent writer posted the same key first
-            return _replayed(existing, digest, key)
-        if "reversal_of_id" in text or "ledger_entry.reversal_of_id" in text:
-            raise Conflict("这笔分录已经冲正过", field="reversal_of") from exc
-        raise
-    except BaseException:
-        await savepoint.rollback()
-        raise
-    await savepoint.commit()
-    entry = await session.get(LedgerEntry, entry_id, populate_existing=True)
-    assert entry is not None
+    if session.new or session.dirty or session.deleted:
+        await session.flush()  # what the ORM's autoflush would have done before a query
+    conn = await session.connection()
+    if conn.dialect.name == "postgresql":
+        entry_id = await _post_postgresql(session, conn, request)
+    else:
+        entry_id = await _post_sqlite(session, conn, request)
+    if isinstance(entry_id, LedgerEntry):
+        return entry_id  # a replay
+    entry = LedgerEntry(
+        id=entry_id,
+        idempotency_key=key,
+        content_hash=request.content_hash,
+        ledger=ledger,
+        kind=kind,
+        memo=request.memo,
+        reversal_of_id=reversal_of,
+        status=EntryStatus.posted,
+        effective_at=request.effective_at,
+        created_at=request.created_at,
+        created_by=created_by,
+    )
+    make_transient_to_detached(entry)
     return entry
+
+
+@dataclass(frozen=True)
+class _Request:
+    key: str
+    content_hash: str
+    ledger: str
+    kind: str
+    memo: str
+    reversal_of: int | None
+    effective_at: datetime
+    created_at: datetime
+    created_by: int | None
+    lines: Sequence[Line]
+
+
+_SQLITE_POST = (
+    "INSERT INTO ledger_post_request (idempotency_key, content_hash, ledger, kind, memo, "
+    "reversal_of_id, effective_at, created_at, created_by, lines) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SQLITE_ID = "SELECT id FROM ledger_entry WHERE idempotency_key = ?"
+_PG_POST = (
+    "SELECT outcome, entry_id, entry_hash, sqlstate, message, constraint_name "
+    "FROM ledger_post($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+)
+
+
+async def _post_sqlite(
+    session: AsyncSession, conn: AsyncConnection, r: _Request
+) -> int | LedgerEntry:
+    """One INSERT into the ``ledger_post_request`` view: refused, SQLite backs out the
+    whole statement (trigger effects included) and the transaction goes on. Spoken
+    to the driver directly (same connection, same transaction): SQLAlchemy's
+    aiosqlite adapter costs three thread hops a statement, the driver one."""
+    driver = await _driver_in_transaction(conn)
+    when = _sqlite_time(conn, r.effective_at)
+    lines = json.dumps([[ln.account_id, str(ln.side), ln.amount_fen] for ln in r.lines])
+    params = (
+        r.key, r.content_hash, r.ledger, r.kind, r.memo, r.reversal_of, when,
+        _sqlite_time(conn, r.created_at), r.created_by, lines,
+    )  # fmt: skip
+    try:
+        await driver.execute(_SQLITE_POST, params)
+    except sqlite3.IntegrityError as exc:
+        return await _refused(session, r, str(exc), exc)
+    rows = await driver.execute_fetchall(_SQLITE_ID, (r.key,))
+    return int(next(iter(rows))[0])
+
+
+async def _post_postgresql(
+    session: AsyncSession, conn: AsyncConnection, r: _Request
+) -> int | LedgerEntry:
+    """``ledger_post(…)``: refused, the function has rolled back its own block and
+    says why; the caller's transaction goes on. Spoken to asyncpg directly (same
+    connection, same transaction; asyncpg caches the prepared statement)."""
+    params = (
+        r.key, r.content_hash, r.ledger, r.kind, r.memo, r.reversal_of, r.effective_at,
+        r.created_at, r.created_by, [ln.account_id for ln in r.lines],
+        [str(ln.side) for ln in r.lines], [ln.amount_fen for ln in r.lines],
+    )  # fmt: skip
+    driver = await _driver_in_transaction(conn)
+    outcome, entry_id, entry_hash, state, message, constraint = await driver.fetchrow(
+        _PG_POST, *params
+    )
+    if outcome == "posted":
+        return int(entry_id)
+    if outcome == "replay":
+        if entry_hash != r.content_hash:
+            raise Conflict(f"幂等键 {r.key} 已用于另一笔内容不同的分录", field="idempotency_key")
+        existing = await find_entry(session, r.key)
+        assert existing is not None
+        return existing
+    return await _refused(session, r, f"{state} {constraint or ''} {message}", None)
+
+
+async def _driver_in_transaction(conn: AsyncConnection) -> Any:
+    """The driver's connection, inside the session's transaction. SQLAlchemy's asyncpg
+    adapter sends BEGIN only with its first statement: until then, a statement sent
+    to asyncpg directly would commit on its own. (On SQLite our engine's begin hook
+    has already sent BEGIN IMMEDIATE or BEGIN.)"""
+    driver: Any = (await conn.get_raw_connection()).driver_connection
+    if conn.dialect.name == "postgresql":
+        if not driver.is_in_transaction():
+            await conn.exec_driver_sql("SELECT 1")
+        in_transaction = driver.is_in_transaction()
+    else:
+        in_transaction = driver.in_transaction
+    if not in_transaction:
+        raise RuntimeError("ledger.post needs the session's transaction to have begun")
+    return driver
+
+
+async def _refused(
+    session: AsyncSession, r: _Request, text: str, exc: Exception | None
+) -> LedgerEntry:
+    """Name what the database refused; the entry left nothing behind."""
+    if "mixes ledgers" in text:
+        raise Invalid("lines", "一笔分录不能同时涉及补贴账和市场账，且账户必须存在") from exc
+    if "overdraft" in text:
+        raise Overdraft("余额不足：资金池不能透支", field="amount_fen") from exc
+    if "idempotency_key" in text:  # SQLite: the key is taken (PostgreSQL says replay)
+        existing = await find_entry(session, r.key)
+        if existing is not None:
+            return _replayed(existing, r.content_hash, r.key)
+    if "reversal_of_id" in text:
+        raise Conflict("这笔分录已经冲正过", field="reversal_of") from exc
+    raise LedgerRefused(f"ledger: the database refused entry {r.key}: {text}") from exc
+
+
+class LedgerRefused(RuntimeError):
+    """The database refused an entry for a reason the code does not foresee."""
+
+
+_TIME_PROCESSORS: dict[str, Any] = {}
+
+
+def _sqlite_time(conn: AsyncConnection, value: datetime) -> Any:
+    """The datetime as SQLAlchemy stores it on SQLite (talking to the driver
+    directly bypasses the column type)."""
+    dialect = conn.dialect
+    process = _TIME_PROCESSORS.get(dialect.name)
+    if process is None:
+        process = _TIME_PROCESSORS[dialect.name] = UTCDateTime().bind_processor(dialect)
+    assert process is not None
+    return process(value)
 
 
 def _replayed(existing: LedgerEntry, digest: str, key: str) -> LedgerEntry:

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing.ledger import service as ledger
 from billing.ledger.models import Ledger, LedgerPosting, Side
-from marketplace.db import unit_of_work
+from marketplace.db import begin_write, unit_of_work
 from marketplace.errors import Conflict, Invalid
 from tests.billing.helpers import check_ledger_invariants
 
@@ -294,3 +294,116 @@ async def test_amounts_beyond_32_bits(factory: async_sessionmaker[AsyncSession])
     async with factory() as session:
         assert await ledger.current_balance(session, a["pool"]) == 500_000_000_000
         assert await ledger.balance_as_of(session, a["pool"], None) == 500_000_000_000
+
+
+async def test_a_refused_post_leaves_the_callers_transaction_usable(
+    factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """The single post is one round trip; a refusal (overdraft, mixed ledgers, an
+    unknown account, a second reversal) leaves nothing of the entry and the same
+    transaction goes on to post and commit."""
+    async with unit_of_work(factory) as session:
+        a = await _accounts(session)
+    async with unit_of_work(factory) as session:
+        funded = await ledger.post(
+            session, key="f", ledger=Ledger.subsidy, kind="fund", lines=_fund(a, 500)
+        )
+        assert funded.id is not None
+        assert funded.status == "posted"
+        refusals: list[tuple[type[Exception], list[ledger.Line]]] = [
+            (ledger.Overdraft, [ledger.Line(a["reserved"], Side.debit, 501),
+                                ledger.Line(a["pool"], Side.credit, 501)]),
+            (Invalid, [ledger.Line(a["stripe"], Side.debit, 5),
+                       ledger.Line(a["pool"], Side.credit, 5)]),
+            (Invalid, [ledger.Line(999_999, Side.debit, 5),
+                       ledger.Line(a["pool"], Side.credit, 5)]),
+        ]  # fmt: skip
+        for n, (error, lines) in enumerate(refusals):
+            with pytest.raises(error):
+                await ledger.post(
+                    session, key=f"bad{n}", ledger=Ledger.subsidy, kind="x", lines=lines
+                )
+        await ledger.reverse(session, entry_id=funded.id, key="undo")
+        with pytest.raises(Conflict, match="冲正"):
+            await ledger.reverse(session, entry_id=funded.id, key="undo-2")
+        again = await ledger.post(
+            session, key="f2", ledger=Ledger.subsidy, kind="fund", lines=_fund(a, 300)
+        )
+        assert again.id is not None
+        assert again.id > funded.id
+    async with factory() as session:
+        assert await ledger.current_balance(session, a["pool"]) == 300
+        keys = set(
+            (await session.execute(text("SELECT idempotency_key FROM ledger_entry"))).scalars()
+        )
+        assert keys == {"f", "undo", "f2"}
+        await check_ledger_invariants(session)
+
+
+async def test_the_one_round_trip_path_is_guarded_by_the_same_triggers(
+    factory: async_sessionmaker[AsyncSession], db_url: str
+) -> None:
+    """Called by hand with an unbalanced or mixed entry, the database's own post
+    path (SQLite view, PostgreSQL function) refuses it and leaves nothing."""
+    async with unit_of_work(factory) as session:
+        a = await _accounts(session)
+    now = "'2026-01-01 00:00:00+00'" if db_url.startswith("postgresql") else "'2026-01-01 00:00:00'"
+    cases = {
+        "unbalanced": [(a["pool"], "debit", 5), (a["source"], "credit", 4)],
+        "mixed": [(a["stripe"], "debit", 5), (a["source"], "credit", 5)],
+        "single": [(a["pool"], "debit", 5)],
+    }
+    for key, lines in cases.items():
+        if db_url.startswith("postgresql"):
+            accounts = ",".join(str(x[0]) for x in lines)
+            sides = ",".join(f"'{x[1]}'" for x in lines)
+            amounts = ",".join(str(x[2]) for x in lines)
+            async with unit_of_work(factory) as session:
+                outcome, message = (
+                    await session.execute(
+                        text(
+                            f"SELECT outcome, message FROM ledger_post('{key}', 'x', 'subsidy', "
+                            f"'x', '', NULL, {now}, {now}, NULL, ARRAY[{accounts}]::integer[], "
+                            f"ARRAY[{sides}]::text[], ARRAY[{amounts}]::bigint[])"
+                        )
+                    )
+                ).one()
+            assert outcome == "refused", key
+            assert message.startswith("ledger:"), message
+        else:
+            body = "[" + ",".join(f'[{x[0]},"{x[1]}",{x[2]}]' for x in lines) + "]"
+            with pytest.raises(DB_ERRORS):
+                await _raw(
+                    factory,
+                    "INSERT INTO ledger_post_request (idempotency_key, content_hash, ledger, "
+                    "kind, memo, reversal_of_id, effective_at, created_at, created_by, lines) "
+                    f"VALUES ('{key}', 'x', 'subsidy', 'x', '', NULL, {now}, {now}, NULL, '{body}')",
+                )
+    async with factory() as session:
+        count = (await session.execute(text("SELECT COUNT(*) FROM ledger_entry"))).scalar_one()
+        assert count == 0
+
+
+async def test_a_post_as_the_first_statement_rolls_back_with_its_transaction(
+    factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """The single post talks to the driver directly: it must still be inside the
+    caller's transaction when it is the transaction's very first statement."""
+    async with unit_of_work(factory) as session:
+        a = await _accounts(session)
+    async with factory() as session:
+        entry = await ledger.post(
+            session, key="first", ledger=Ledger.subsidy, kind="fund", lines=_fund(a, 100)
+        )
+        assert entry.id is not None
+        await session.rollback()
+    async with factory() as session:
+        await begin_write(session)
+        await ledger.post(
+            session, key="first-w", ledger=Ledger.subsidy, kind="fund", lines=_fund(a, 100)
+        )
+        await session.rollback()
+    async with factory() as session:
+        assert await ledger.find_entry(session, "first") is None
+        assert await ledger.find_entry(session, "first-w") is None
+        assert await ledger.current_balance(session, a["pool"]) == 0

@@ -42,20 +42,18 @@ class PoolIn(BaseModel):
     source: str = Field(min_length=1, max_length=40, description="资金来源代码")
 
 
-async def _market_side(
+async def market_side_for(
     request: Request[Any, Any, Any], db: Any, actor: Any, rep: reconciliation.Report
-) -> list[dict[str, Any]] | None:
+) -> reconciliation.MarketSide | None:
     """The market ledger against Stripe's balance transactions: for city-level finance
     and auditors (market accounts belong to no district), when Stripe is configured."""
     stripe = request.app.state.settings.stripe
     if not stripe.api_key or not in_scope(actor, CITY_CODE):
         return None
-    from billing import fees
     from billing.stripe import StripeClient
 
     async with StripeClient(api_key=stripe.api_key, api_base=stripe.api_base) as client:
-        found = await fees.market_mismatches(db, client=client, start=rep.start, end=rep.end)
-    return [m.model_dump() for m in found]
+        return await reconciliation.market_side(db, client=client, start=rep.start, end=rep.end)
 
 
 class FundPoolsController(Controller):
@@ -187,12 +185,15 @@ class ApprovalsController(Controller):
         rep = await reconciliation.report(
             db, actor=actor, period=period, district_code=district_code
         )
+        market = await market_side_for(request, db, actor, rep)
         if file_format == "json":
             payload = rep.model_dump(mode="json")
-            payload["market_mismatches"] = await _market_side(request, db, actor, rep)
+            payload["market_mismatches"] = None if market is None else market.mismatch_list()
             return Response(payload)
         content = (
-            reconciliation.to_csv(rep) if file_format == "csv" else reconciliation.to_xlsx(rep)
+            reconciliation.to_csv(rep, market)
+            if file_format == "csv"
+            else reconciliation.to_xlsx(rep, market)
         )
         return Response(
             content,

@@ -23,7 +23,7 @@ from marketplace.accounts.models import User
 from marketplace.clock import local, utcnow
 from marketplace.errors import DomainError, Invalid
 from marketplace.funding import FUNDING_SOURCES, funding_label
-from web.api.billing import MEDIA_TYPES, config_of
+from web.api.billing import MEDIA_TYPES, config_of, market_side_for
 from web.auth import requires_login
 from web.deps import Cipher, CurrentActor, Db, RowId
 from web.pages.base import refuse_in_form, render
@@ -373,7 +373,12 @@ async def finance_reconciliation(
     except DomainError as exc:
         errors = {exc.field or "_": exc.message}
     if rep is not None and file_format:
-        body = reconciliation.to_csv(rep) if file_format == "csv" else reconciliation.to_xlsx(rep)
+        market = await market_side_for(request, db, actor, rep)
+        body = (
+            reconciliation.to_csv(rep, market)
+            if file_format == "csv"
+            else reconciliation.to_xlsx(rep, market)
+        )
         return Response(
             body,
             media_type=MEDIA_TYPES[file_format],
