@@ -14,7 +14,7 @@ from alembic import op
 import marketplace.db
 
 revision: str = "0012c"
-down_revision: str | None = "0011"
+down_revision: str | None = "0012a"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
