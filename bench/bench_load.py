@@ -34,6 +34,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import secrets
 import shutil
 import signal
@@ -71,7 +72,11 @@ from marketplace.tasks.models import (
 ROOT = Path(__file__).resolve().parent.parent
 MIX_LUA = Path(__file__).resolve().parent / "load" / "mix.lua"
 DEFAULT_DIR = ROOT / "var" / "bench-load"
-PENDING_PER_DISTRICT = 3000  # the review queue each driven district admin works through
+PENDING_PER_DISTRICT = 3000
+# The server's access line (web/ops/observability.py) of a request answered with a 5xx.
+SERVER_ERROR = re.compile(
+    r"laowu\.access \[[^\]]*\] [A-Z]+ \S+ 5\d\d "
+)  # the review queue each driven district admin works through
 
 
 @dataclass(frozen=True)
@@ -611,7 +616,8 @@ def _tsv(*fields: Any) -> str:
             f = ""
         elif isinstance(f, dict):
             f = "|".join(f"{k}: {v}" for k, v in f.items())
-        assert "\t" not in f and "\n" not in f
+        assert "\t" not in f, f
+        assert "\n" not in f, f
         out.append(f)
     return "\t".join(out)
 
@@ -757,6 +763,7 @@ class RunResult:
     load_before: float
     load_after: float
     connections: int
+    server_5xx: int = 0
 
 
 def run_wrk(
@@ -886,6 +893,10 @@ def summarise(result: RunResult, label: str) -> list[str]:
     bad = errors_of(result)
     socket = sum(result.socket_errors.get(k, 0) for k in ("connect", "read", "write", "timeout"))
     errors = sum(sum(c.values()) for c in bad.values()) + socket
+    late = max(
+        0, result.server_5xx - sum(n for c in bad.values() for s, n in c.items() if s >= 500)
+    )
+    errors += late
     rate = len(every) / result.seconds
     writes = sum(
         len(result.samples.get(k, []))
@@ -897,7 +908,12 @@ def summarise(result: RunResult, label: str) -> list[str]:
         f"{writes / max(1, len(every)):.1%} writes); latency p50 {pct['p50']:.1f} ms, "
         f"p95 {pct['p95']:.1f} ms, p99 {pct['p99']:.1f} ms, max {pct['max']:.0f} ms; "
         f"errors {errors}"
-        + (f" ({_describe(bad)}; socket {result.socket_errors})" if errors else "")
+        + (
+            f" ({_describe(bad)}; socket {result.socket_errors}; 5xx in the server log "
+            f"{result.server_5xx})"
+            if errors
+            else ""
+        )
         + "; peak RSS per server process "
         + ", ".join(f"{m:.0f}" for m in result.peak_rss_mib)
         + " MiB; "
@@ -1013,6 +1029,8 @@ def main() -> int:
                 asyncio.run(close_sessions(url, accounts))
             kept = args.data_dir / f"serve-{label}-{processes}.log"
             shutil.copy(server.log, kept)
+            # A 5xx answered after wrk stopped waiting never reached its samples.
+            result.server_5xx = len(SERVER_ERROR.findall(kept.read_text()))
             if "database is locked" in kept.read_text():
                 lines.append(
                     f"{processes} process(es): 'database is locked' in the server log {kept}"
@@ -1021,7 +1039,7 @@ def main() -> int:
             summary = summarise(result, label)
             print("\n".join(summary), flush=True)
             lines.extend(summary)
-            failed = failed or bool(errors_of(result))
+            failed = failed or bool(errors_of(result)) or result.server_5xx > 0
     if args.no_record:
         print("\n".join(lines))
     else:
