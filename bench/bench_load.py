@@ -602,8 +602,8 @@ def write_plan(fx: Fixtures, threads: int, seed: int, directory: Path, length: i
                 body = _job_body(e, t * length + n)
                 lines.append(_tsv("S", kind, "POST", "/api/v1/jobs", {**_api(e), **JSON}, body))
             else:
-                m, p, h, b = _read(kind, trng, fx)
-                lines.append(_tsv("S", kind, m, p, h, b))
+                method, path, headers, read_body = _read(kind, trng, fx)
+                lines.append(_tsv("S", kind, method, path, headers, read_body))
         for name, pool in pools.items():
             lines.extend(_tsv("W", name, *r) for r in pool[t::threads])
         (directory / f"plan-{t + 1}.tsv").write_text("\n".join(lines) + "\n")
@@ -686,6 +686,7 @@ class Server:
     process: subprocess.Popen[bytes]
     port: int
     log: Path
+    outbox: subprocess.Popen[bytes] | None = None
 
     def workers(self) -> list[int]:
         """The processes that serve requests: uvicorn's children with --workers > 1
@@ -695,23 +696,37 @@ class Server:
 
 
 def _is_python(pid: int) -> bool:
+    """A uvicorn worker (a multiprocessing spawn child), not the resource tracker."""
     try:
         cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
-    return b"multiprocessing" in cmd or b"laowu" in cmd or b"python" in cmd
+    return b"spawn_main" in cmd
 
 
 def start_server(env: dict[str, str], processes: int, tmp: Path) -> Server:
+    """One process: the embedded default (the outbox drained inside the server).
+    Several: the scaled layout of docs/operations.md, ``laowu serve --workers N``
+    with LAOWU_OUTBOX_IN_PROCESS=0 and one ``laowu worker`` draining the outbox, so
+    N processes do not all drain the same events."""
     port = free_port()
     log = tmp / f"serve-{processes}.log"
+    outbox = None
+    if processes > 1:
+        env = {**env, "LAOWU_OUTBOX_IN_PROCESS": "0"}
+        outbox = subprocess.Popen(
+            [laowu_command(), "worker", "--interval", "0.5"],
+            env=env,
+            stdout=(tmp / "worker.log").open("wb"),
+            stderr=subprocess.STDOUT,
+        )
     process = subprocess.Popen(
         [laowu_command(), "serve", "--port", str(port), "--workers", str(processes)],
         env=env,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
-    server = Server(process, port, log)
+    server = Server(process, port, log, outbox)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -727,12 +742,15 @@ def start_server(env: dict[str, str], processes: int, tmp: Path) -> Server:
 
 
 def stop_server(server: Server) -> None:
-    server.process.send_signal(signal.SIGINT)
-    try:
-        server.process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait()
+    for process in (server.process, server.outbox):
+        if process is None:
+            continue
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def warm_up(server: Server, fx: Fixtures) -> None:
@@ -764,6 +782,8 @@ class RunResult:
     load_after: float
     connections: int
     server_5xx: int = 0
+    outbox_rss_mib: float | None = None
+    outbox_cpu_s: float = 0.0
 
 
 def run_wrk(
@@ -780,7 +800,9 @@ def run_wrk(
     write_plan(fx, connections, seed, plan)
     out = tmp / "samples.tsv"
     pids = server.workers()
+    outbox = [server.outbox.pid] if server.outbox is not None else []
     cpu_before = sum(_cpu_seconds(p) for p in pids)
+    outbox_before = sum(_cpu_seconds(p) for p in outbox)
     load_before = os.getloadavg()[0]
     spy = None
     if profile is not None:  # py-spy (the bench extra) samples the server processes
@@ -825,7 +847,7 @@ def run_wrk(
         pid, status, usage = os.wait4(wrk.pid, os.WNOHANG)
         if pid:
             break
-        for p in pids:
+        for p in [*pids, *outbox]:
             peak[p] = max(peak.get(p, 0), _status(p, "VmHWM"))
         time.sleep(0.25)
     wrk.returncode = os.waitstatus_to_exitcode(status)
@@ -835,9 +857,10 @@ def run_wrk(
     output = wrk.stdout.read().decode() if wrk.stdout else ""
     if wrk.returncode != 0:
         raise RuntimeError(f"wrk failed: {output}")
-    for p in pids:
+    for p in [*pids, *outbox]:
         peak[p] = max(peak.get(p, 0), _status(p, "VmHWM"))
     server_cpu = sum(_cpu_seconds(p) for p in pids) - cpu_before
+    outbox_cpu = sum(_cpu_seconds(p) for p in outbox) - outbox_before
     samples: dict[str, list[float]] = defaultdict(list)
     statuses: dict[str, Counter[int]] = defaultdict(Counter)
     socket_errors: dict[str, int] = {}
@@ -856,9 +879,9 @@ def run_wrk(
                 )
             )
             continue
-        kind, status, micros = parts
+        kind, code, micros = parts
         samples[kind].append(int(micros) / 1000)
-        statuses[kind][int(status)] += 1
+        statuses[kind][int(code)] += 1
     return RunResult(
         processes=len(pids),
         seconds=seconds,
@@ -867,6 +890,8 @@ def run_wrk(
         statuses=dict(statuses),
         socket_errors=socket_errors,
         peak_rss_mib=[peak[p] / 1024 for p in pids],
+        outbox_rss_mib=peak[outbox[0]] / 1024 if outbox else None,
+        outbox_cpu_s=outbox_cpu,
         server_cpu_s=server_cpu,
         wrk_cpu_s=wrk_cpu,
         load_before=load_before,
@@ -916,8 +941,13 @@ def summarise(result: RunResult, label: str) -> list[str]:
         )
         + "; peak RSS per server process "
         + ", ".join(f"{m:.0f}" for m in result.peak_rss_mib)
-        + " MiB; "
-        f"CPU: server processes {result.server_cpu_s:.1f} s, wrk {result.wrk_cpu_s:.1f} s "
+        + " MiB"
+        + (
+            f" (outbox worker {result.outbox_rss_mib:.0f} MiB, CPU {result.outbox_cpu_s:.1f} s)"
+            if result.outbox_rss_mib is not None
+            else " (outbox drained in the server process)"
+        )
+        + f"; CPU: server processes {result.server_cpu_s:.1f} s, wrk {result.wrk_cpu_s:.1f} s "
         f"(of {2 * result.seconds:.0f} core-seconds); load average (1 min) "
         f"{result.load_before:.2f} before, {result.load_after:.2f} after",
     ]
