@@ -900,6 +900,13 @@ def run_wrk(
     )
 
 
+def server_errors(log: str) -> int:
+    """5xx access lines in the server's log, less those of requests whose client went
+    away (wrk closes its connections when the time is up, mid-request)."""
+    gone = set(DISCONNECTED.findall(log))
+    return sum(1 for request_id in SERVER_ERROR.findall(log) if request_id not in gone)
+
+
 def errors_of(result: RunResult) -> dict[str, Counter[int]]:
     """Statuses the scenario did not expect, per kind (3xx redirects are fine)."""
     bad: dict[str, Counter[int]] = {}
@@ -1060,7 +1067,7 @@ def main() -> int:
             kept = args.data_dir / f"serve-{label}-{processes}.log"
             shutil.copy(server.log, kept)
             # A 5xx answered after wrk stopped waiting never reached its samples.
-            result.server_5xx = len(SERVER_ERROR.findall(kept.read_text()))
+            result.server_5xx = server_errors(kept.read_text())
             if "database is locked" in kept.read_text():
                 lines.append(
                     f"{processes} process(es): 'database is locked' in the server log {kept}"
