@@ -72,11 +72,11 @@ from marketplace.tasks.models import (
 ROOT = Path(__file__).resolve().parent.parent
 MIX_LUA = Path(__file__).resolve().parent / "load" / "mix.lua"
 DEFAULT_DIR = ROOT / "var" / "bench-load"
-PENDING_PER_DISTRICT = 3000
-# The server's access line (web/ops/observability.py) of a request answered with a 5xx.
-SERVER_ERROR = re.compile(
-    r"laowu\.access \[[^\]]*\] [A-Z]+ \S+ 5\d\d "
-)  # the review queue each driven district admin works through
+PENDING_PER_DISTRICT = 3000  # the review queue each driven district admin works through
+# The server's access line (web/ops/observability.py) of a request answered with a 5xx,
+# and the error line of one whose client had gone.
+SERVER_ERROR = re.compile(r"laowu\.access \[([^\]]*)\] [A-Z]+ \S+ 5\d\d ")
+DISCONNECTED = re.compile(r"\[([^\]]*)\] HTTP 500 on \S+: client disconnected prematurely")
 
 
 @dataclass(frozen=True)
