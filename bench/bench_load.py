@@ -668,6 +668,24 @@ def _cpu_seconds(pid: int) -> float:
         return 0.0
 
 
+def _pg_backends(database: str | None) -> list[int]:
+    """PostgreSQL server processes serving ``database`` on this machine (their CPU is
+    part of each request's cost on PostgreSQL)."""
+    if not database:
+        return []
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if cmd.startswith(b"postgres: ") and f" {database} ".encode() in cmd:
+            found.append(int(entry.name))
+    return found
+
+
 def _get(port: int, path: str, headers: dict[str, str] | None = None) -> int:
     import http.client
 
@@ -687,6 +705,7 @@ class Server:
     port: int
     log: Path
     outbox: subprocess.Popen[bytes] | None = None
+    database: str | None = None  # PostgreSQL's database name, for its backends' CPU
 
     def workers(self) -> list[int]:
         """The processes that serve requests: uvicorn's children with --workers > 1
@@ -726,7 +745,9 @@ def start_server(env: dict[str, str], processes: int, tmp: Path) -> Server:
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
-    server = Server(process, port, log, outbox)
+    url = env["LAOWU_DATABASE_URL"]
+    database = None if is_sqlite(url) else url.rsplit("/", 1)[1].split("?")[0]
+    server = Server(process, port, log, outbox, database)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -784,6 +805,7 @@ class RunResult:
     server_5xx: int = 0
     outbox_rss_mib: float | None = None
     outbox_cpu_s: float = 0.0
+    database_cpu_s: float | None = None
 
 
 def run_wrk(
@@ -803,6 +825,7 @@ def run_wrk(
     outbox = [server.outbox.pid] if server.outbox is not None else []
     cpu_before = sum(_cpu_seconds(p) for p in pids)
     outbox_before = sum(_cpu_seconds(p) for p in outbox)
+    pg_before = {p: _cpu_seconds(p) for p in _pg_backends(server.database)}
     load_before = os.getloadavg()[0]
     spy = None
     if profile is not None:  # py-spy (the bench extra) samples the server processes
@@ -861,6 +884,7 @@ def run_wrk(
         peak[p] = max(peak.get(p, 0), _status(p, "VmHWM"))
     server_cpu = sum(_cpu_seconds(p) for p in pids) - cpu_before
     outbox_cpu = sum(_cpu_seconds(p) for p in outbox) - outbox_before
+    pg_cpu = sum(_cpu_seconds(p) - pg_before.get(p, 0.0) for p in _pg_backends(server.database))
     samples: dict[str, list[float]] = defaultdict(list)
     statuses: dict[str, Counter[int]] = defaultdict(Counter)
     socket_errors: dict[str, int] = {}
@@ -892,6 +916,7 @@ def run_wrk(
         peak_rss_mib=[peak[p] / 1024 for p in pids],
         outbox_rss_mib=peak[outbox[0]] / 1024 if outbox else None,
         outbox_cpu_s=outbox_cpu,
+        database_cpu_s=pg_cpu if server.database else None,
         server_cpu_s=server_cpu,
         wrk_cpu_s=wrk_cpu,
         load_before=load_before,
@@ -954,8 +979,15 @@ def summarise(result: RunResult, label: str) -> list[str]:
             if result.outbox_rss_mib is not None
             else " (outbox drained in the server process)"
         )
-        + f"; CPU: server processes {result.server_cpu_s:.1f} s, wrk {result.wrk_cpu_s:.1f} s "
-        f"(of {2 * result.seconds:.0f} core-seconds); load average (1 min) "
+        + f"; CPU: server processes {result.server_cpu_s:.1f} s "
+        f"({len(every) / max(result.server_cpu_s, 0.01):.0f} requests per server CPU-second)"
+        + (
+            f", PostgreSQL backends {result.database_cpu_s:.1f} s"
+            if result.database_cpu_s is not None
+            else ""
+        )
+        + f", wrk {result.wrk_cpu_s:.1f} s "
+        f"(of {(os.cpu_count() or 1) * result.seconds:.0f} core-seconds); load average (1 min) "
         f"{result.load_before:.2f} before, {result.load_after:.2f} after",
     ]
     per_kind = []
@@ -1018,9 +1050,9 @@ def main() -> int:
         return 2
     if args.database_url:
         url = args.database_url
-        if not args.data_key:
-            parser.error("--database-url needs the data key it was made with (LAOWU_DATA_KEY)")
-        data_key = args.data_key
+        # The key the database was made with; else this script's own (a database this
+        # script filled, or an empty one it is about to fill).
+        data_key = args.data_key or _default_db(args.data_dir)[1]
         var_dir = args.data_dir / ("var-" + ("sqlite" if is_sqlite(url) else "pg"))
         if asyncio.run(_count(url, "SELECT count(*) FROM user_account")) == 0:
             build_default(url, data_key, var_dir, args.workers, args.jobs)
