@@ -150,6 +150,16 @@ async def _count(url: str, sql: str) -> int:
         await engine.dispose()
 
 
+async def _analyze(url: str) -> None:
+    engine = create_engine(url, pooled=False)
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("ANALYZE"))
+            await conn.commit()
+    finally:
+        await engine.dispose()
+
+
 async def _staff_every_village(url: str) -> None:
     """A broker (without an account) in every village that has none, so generated
     workers can be dealt out over all of Chongqing."""
@@ -203,6 +213,7 @@ def build_default(url: str, data_key: str, var_dir: Path, workers: int, jobs: in
         print(f"  generated {counts} in {time.perf_counter() - started:.1f} s", flush=True)
         _laowu(env, "index", "rebuild")
         _laowu(env, "matching", "rebuild")
+        asyncio.run(_analyze(url))  # rows inserted in bulk: give the planner statistics
 
 
 async def top_up_review_queue(url: str, districts: list[str], per_district: int) -> int:
