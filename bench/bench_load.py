@@ -72,6 +72,8 @@ from marketplace.tasks.models import (
 ROOT = Path(__file__).resolve().parent.parent
 MIX_LUA = Path(__file__).resolve().parent / "load" / "mix.lua"
 DEFAULT_DIR = ROOT / "var" / "bench-load"
+# Issue 9's targets for the mix on this 2-core machine.
+TARGET_RATE, TARGET_P95_MS, TARGET_RSS_MIB = 1_000, 150, 300
 PENDING_PER_DISTRICT = 3000  # the review queue each driven district admin works through
 # The server's access line (web/ops/observability.py) of a request answered with a 5xx,
 # and the error line of one whose client had gone.
@@ -1001,6 +1003,29 @@ def summarise(result: RunResult, label: str) -> list[str]:
         f"(of {(os.cpu_count() or 1) * result.seconds:.0f} core-seconds); load average (1 min) "
         f"{result.load_before:.2f} before, {result.load_after:.2f} after",
     ]
+    missed = [
+        what
+        for what, ok in (
+            (f"≥ {TARGET_RATE:,} requests/s", rate >= TARGET_RATE),
+            (f"p95 < {TARGET_P95_MS} ms", pct["p95"] < TARGET_P95_MS),
+            ("0 errors", errors == 0),
+            (
+                f"< {TARGET_RSS_MIB} MB per server process",
+                max(result.peak_rss_mib, default=0) < TARGET_RSS_MIB,
+            ),
+        )
+        if not ok
+    ]
+    lines.append(
+        "  targets: "
+        + (
+            "all met"
+            if not missed
+            else "missed "
+            + ", ".join(missed)
+            + " (why and what would move it: docs/operations.md, 'Load test')"
+        )
+    )
     per_kind = []
     for kind in MIX:
         values = result.samples.get(kind.name)
