@@ -3,11 +3,16 @@
 SQLite (the embedded default) runs in WAL mode with foreign keys and a busy
 timeout; a unit of work that will write begins with ``BEGIN IMMEDIATE`` so two
 writers queue on the busy timeout instead of failing with "database is locked"
-when a read lock cannot be upgraded.
+when a read lock cannot be upgraded. Within one process, writers to a SQLite database
+also queue on an asyncio lock before they ask SQLite (``begin_write``): SQLite's busy
+handler polls and is not fair, so under load a writer could lose the race for its
+whole busy timeout and fail with "database is locked" (bench/bench_load.py found it).
 """
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -16,13 +21,14 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, DateTime, event, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
@@ -95,9 +101,54 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 
+# One writer queue per SQLite engine and event loop (an asyncio lock belongs to one loop).
+_writer_queues: weakref.WeakKeyDictionary[
+    Engine, weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]
+] = weakref.WeakKeyDictionary()
+
+
 async def begin_write(session: AsyncSession) -> None:
     """Open the session's transaction as a writer (BEGIN IMMEDIATE on SQLite)."""
-    await session.connection(execution_options={WRITE_OPTION: True})
+    bind = session.bind
+    queued = False
+    if isinstance(bind, AsyncEngine) and bind.dialect.name == "sqlite":
+        queued = await _queue_writer(session, bind.sync_engine)
+    try:
+        await session.connection(execution_options={WRITE_OPTION: True})
+    except BaseException:
+        if queued:
+            _leave_queue(session.sync_session)
+        raise
+
+
+async def _queue_writer(session: AsyncSession, engine: Engine) -> bool:
+    """Wait in this process's FIFO queue of writers; the place is given up when the
+    session's transaction ends. After the busy timeout it stops waiting and leaves it
+    to SQLite (as before the queue), so a writer nested in another never hangs."""
+    loop = asyncio.get_running_loop()
+    lock = _writer_queues.setdefault(engine, weakref.WeakKeyDictionary()).setdefault(
+        loop, asyncio.Lock()
+    )
+    try:
+        await asyncio.wait_for(lock.acquire(), SQLITE_BUSY_TIMEOUT_MS / 1000)
+    except TimeoutError:
+        return False
+    sync_session = session.sync_session
+    sync_session.info["laowu_writer_lock"] = lock
+    if not event.contains(sync_session, "after_transaction_end", _transaction_ended):
+        event.listen(sync_session, "after_transaction_end", _transaction_ended)
+    return True
+
+
+def _transaction_ended(sync_session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the outermost one, not a savepoint
+        _leave_queue(sync_session)
+
+
+def _leave_queue(sync_session: Session) -> None:
+    lock = sync_session.info.pop("laowu_writer_lock", None)
+    if lock is not None and lock.locked():
+        lock.release()
 
 
 @asynccontextmanager

@@ -6,6 +6,7 @@ themselves live in ``marketplace.access``.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,7 @@ from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
+from sqlalchemy.exc import OperationalError
 
 from marketplace.access import Actor
 from marketplace.accounts import service as accounts
@@ -21,6 +23,7 @@ from marketplace.accounts.models import AuthSession, User
 from marketplace.db import unit_of_work
 from marketplace.errors import Unauthenticated
 
+log = logging.getLogger(__name__)
 SESSION_COOKIE = "laowu_session"
 API_PREFIX = "/api/"
 
@@ -69,10 +72,7 @@ class AuthMiddleware(ASGIMiddleware):
                 scope["auth_error"] = exc.message  # type: ignore[typeddict-unknown-key]
             else:
                 if resolved.needs_touch and resolved.auth.id is not None:
-                    async with unit_of_work(state.sessions) as session:
-                        await accounts.touch(
-                            session=session, auth_id=resolved.auth.id, user_id=resolved.user.id
-                        )
+                    await _touch(state, resolved.auth.id, resolved.user.id)
                 user = resolved.user
                 scope["user"] = Principal(
                     user=user,
@@ -81,6 +81,17 @@ class AuthMiddleware(ASGIMiddleware):
                 )
                 scope["auth"] = resolved.auth
         await next_app(scope, receive, send)
+
+
+async def _touch(state: Any, auth_id: int, user_id: int | None) -> None:
+    """Bookkeeping (idle timeout, the day's activity), not the caller's request: when
+    the database cannot take the write now (SQLite busy past its timeout under load),
+    the request goes on and the next one touches again."""
+    try:
+        async with unit_of_work(state.sessions) as session:
+            await accounts.touch(session=session, auth_id=auth_id, user_id=user_id)
+    except OperationalError as exc:
+        log.warning("session touch deferred: %s", exc.orig if exc.orig is not None else exc)
 
 
 def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:

@@ -240,6 +240,13 @@ _NUL_SQLSTATE = "22021"
 def database_error(request: Request[Any, Any, Any], exc: DBAPIError) -> Response[Any]:
     if getattr(exc.orig, "sqlstate", None) == _NUL_SQLSTATE:
         return _respond(request, 422, "输入中含有空字符（\\0）或无效字符，请删除后重试")
+    if "database is locked" in str(exc.orig):
+        # SQLite's one writer stayed busy past the busy timeout (overload): nothing was
+        # written; the caller may simply try again. Not a fault of the server's code.
+        log.warning("database busy on %s %s: %s", request.method, request.url.path, exc.orig)
+        response = _respond(request, 503, "系统繁忙，数据库正忙于其他保存操作，请稍后重试")
+        response.headers["Retry-After"] = "5"
+        return response
     return server_error(request, exc)
 
 

@@ -9,8 +9,10 @@ import pyotp
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from sqlalchemy.exc import OperationalError
 
 from tests.conftest import PASSWORD, WUXI, YUZHONG, Account
+from web import deps
 from web.errors import translate_validation
 
 Client = AsyncTestClient[Litestar]
@@ -292,3 +294,21 @@ async def test_text_with_a_nul_is_refused_not_a_500(
         "/api/v1/auth/login", json={"username": "a\x00b", "password": "x" * 12}
     )
     refusal(failed, 422 if on_postgres else 401)
+
+
+async def test_a_database_busy_past_its_timeout_is_503_to_retry(
+    client: Client, make_account: Any, login: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite under overload: a save that could not get the write lock within the busy
+    timeout wrote nothing; the caller is told to try again, not shown a server fault."""
+    headers = await login(await make_account("district_admin", YUZHONG))
+
+    async def busy(_: Any) -> None:
+        raise OperationalError("BEGIN IMMEDIATE", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(deps, "begin_write", busy)
+    response = await client.post(
+        "/api/v1/task-types", json={"code": "x_busy", "name": "测试"}, headers=headers
+    )
+    assert "稍后重试" in refusal(response, 503)["detail"]
+    assert response.headers["retry-after"] == "5"

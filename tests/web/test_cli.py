@@ -6,7 +6,6 @@ import asyncio
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -101,12 +100,10 @@ def test_fresh_install_upgrade_and_load_regions(env: dict[str, str]) -> None:
     assert database.exists()
     assert run("db", "upgrade").exit_code == 0  # again: nothing to do
 
-    started = time.perf_counter()
+    # Its speed target (< 5 s) is bench/bench_foundation.py's, not a timed assertion here.
     loaded = run("regions", "load")
-    elapsed = time.perf_counter() - started
     assert loaded.exit_code == 0, loaded.output
     assert "已载入 12340 个区划" in loaded.stdout
-    assert elapsed < 5, f"regions load took {elapsed:.1f} s"
 
     again = run("regions", "load")
     assert again.exit_code == 0

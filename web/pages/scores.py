@@ -3,6 +3,7 @@ the public disclosure page (no login)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from litestar import Request, Response, get, post
@@ -239,15 +240,15 @@ async def appeals_page(request: Request[Any, Any, Any], db: Db, actor: CurrentAc
 # ------------------------------------------------------------- public disclosure
 
 
-@get("/public/rankings", include_in_schema=False)
-async def public_rankings(
-    request: Request[Any, Any, Any],
-    db: Db,
-    district: FromQuery[str | None] = None,
-    period: FromQuery[str | None] = None,
-) -> Template:
-    """No login: each district's ranking with masked names, the year's review
-    outcomes, and coverage by district."""
+# The public page is the same for every visitor and changes when a month's scores are
+# computed: each server process keeps what it read for a short while, so a crowd of
+# visitors costs a few queries a minute, not a few per visitor (docs/operations.md,
+# "Load test"). Keyed by the query; bounded, since the query is the visitor's.
+PUBLIC_CACHE_SECONDS = 30.0
+PUBLIC_CACHE_ENTRIES = 256
+
+
+async def _public_view(db: Db, district: str | None, period: str | None) -> dict[str, Any]:
     latest = await public.latest_period(db)
     chosen = _period_or_latest(period, latest)
     districts = await public.districts(db)
@@ -272,18 +273,39 @@ async def public_rankings(
             if f.villages
         ]
     )
-    return await render(
-        request,
-        db,
-        "scores/public.html",
-        period=chosen,
-        districts=districts,
-        district=region,
-        rows=rows,
-        reviews=reviews,
-        figures=figures,
-        bars=bars,
-    )
+    return {
+        "period": chosen,
+        "districts": districts,
+        "district": region,
+        "rows": rows,
+        "reviews": reviews,
+        "figures": figures,
+        "bars": bars,
+    }
+
+
+@get("/public/rankings", include_in_schema=False)
+async def public_rankings(
+    request: Request[Any, Any, Any],
+    db: Db,
+    district: FromQuery[str | None] = None,
+    period: FromQuery[str | None] = None,
+) -> Template:
+    """No login: each district's ranking with masked names, the year's review
+    outcomes, and coverage by district."""
+    cache: dict[tuple[str | None, str | None], tuple[float, dict[str, Any]]]
+    cache = request.app.state.setdefault("public_rankings_cache", {})
+    key = (district, period)
+    now = time.monotonic()
+    hit = cache.get(key)
+    if hit is not None and now - hit[0] < PUBLIC_CACHE_SECONDS:
+        view = hit[1]
+    else:
+        view = await _public_view(db, district, period)  # a refusal is not kept
+        if len(cache) >= PUBLIC_CACHE_ENTRIES:
+            cache.clear()
+        cache[key] = (now, view)
+    return await render(request, db, "scores/public.html", **view)
 
 
 @get("/public/rankings.csv", include_in_schema=False)
