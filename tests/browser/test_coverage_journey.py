@@ -6,7 +6,6 @@ to test-artifacts/."""
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -80,7 +79,6 @@ def _shot(page: Any, artifacts: Path, name: str) -> None:
 def test_admin_sees_coverage_and_edits_population(
     page: Any, live_server: LiveServer, artifacts: Path, screen: str
 ) -> None:
-    started = time.monotonic()
     _log_in(page, live_server, live_server.logins[f"admin_{screen}"])
     page.get_by_role("heading", name="渝中区经纪人覆盖情况").wait_for()
     _shot(page, artifacts, f"home-district-admin-{screen}")
@@ -127,7 +125,6 @@ def test_admin_sees_coverage_and_edits_population(
     page.goto(f"{live_server.url}/regions/500238")  # 巫溪县: another district
     page.get_by_text("不在您的管辖范围内").wait_for()
     assert _unexpected(page) == []
-    assert time.monotonic() - started < 20
 
 
 def test_broker_sees_village_and_inbox(
