@@ -228,7 +228,10 @@ def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[
             ),
             STATUS_WORDS.get(status, "请求有误"),
         )
-    return _respond(request, status, detail)
+    response = _respond(request, status, detail)
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value  # Retry-After on a 429, Allow on a 405
+    return response
 
 
 # PostgreSQL's "character not in repertoire": text holding a NUL (\0), which
