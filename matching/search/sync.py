@@ -56,29 +56,71 @@ class IndexSync:
     to ``LOOKAHEAD`` later pending events of the same kind in the same commit, and
     remembers what it committed, so those events, when delivered, find their document
     already current and write nothing. Every event still checks its own row, so
-    at-least-once delivery keeps the index right."""
+    at-least-once delivery keeps the index right.
+
+    A row indexed by lookahead is not read again by the next events' lookahead: this
+    process remembers the newest event each document already reflects (``covered``;
+    its row was read after that event committed) and how far it has looked ahead
+    (``scanned``; an event below that mark that was not yet visible then is still
+    delivered, and re-reads its own row). Without it a backlog of n events
+    read about n × LOOKAHEAD rows (found by the fault drills: 1,200 pending events after
+    a crash took four minutes to drain; tests/resilience)."""
 
     def __init__(self, backend: SearchBackend) -> None:
         self.backend = backend
         self.committed: dict[tuple[str, int], int] = {}
+        self.covered: dict[tuple[str, int], int] = {}
+        self.scanned: dict[str, int] = {}  # by event name: the last event id looked ahead to
 
-    async def _pending(self, session: AsyncSession, event: OutboxEvent, key: str) -> list[int]:
-        payloads = await session.execute(
-            select(col(OutboxEvent.payload))
+    async def _pending(
+        self, session: AsyncSession, spec: IndexSpec, event: OutboxEvent, key: str
+    ) -> dict[int, int]:
+        """Rows named by later pending events that this process has not indexed since
+        those events: {row id: newest such event id}."""
+        found = await session.execute(
+            select(col(OutboxEvent.id), col(OutboxEvent.payload))
             .where(
                 col(OutboxEvent.name) == event.name,
                 col(OutboxEvent.processed_at).is_(None),
-                col(OutboxEvent.id) > event.id,
+                col(OutboxEvent.id) > max(event.id or 0, self.scanned.get(event.name, 0)),
             )
             .order_by(col(OutboxEvent.id))
             .limit(LOOKAHEAD)
         )
-        return [int(p[key]) for p in payloads.scalars() if isinstance(p, dict) and key in p]
+        rows: dict[int, int] = {}
+        for event_id, payload in found.all():
+            self.scanned[event.name] = max(self.scanned.get(event.name, 0), event_id)
+            if not isinstance(payload, dict) or key not in payload:
+                continue
+            row_id = int(payload[key])
+            if self.covered.get((spec.name, row_id), 0) < event_id:
+                rows[row_id] = event_id
+        return rows
+
+    async def _sync(
+        self,
+        session: AsyncSession,
+        spec: IndexSpec,
+        event: OutboxEvent,
+        key: str,
+        documents: Callable[[AsyncSession, Sequence[int]], Awaitable[list[SearchDoc]]],
+    ) -> None:
+        assert event.id is not None
+        first = int(event.payload[key])
+        later = await self._pending(session, spec, event, key)
+        reflects = {**later, first: max(event.id, later.get(first, 0))}
+        ids = [first, *(i for i in later if i != first)]
+        await self.apply(spec, ids, await documents(session, ids))
+        for row_id, event_id in reflects.items():
+            if self.covered.get((spec.name, row_id), 0) < event_id:
+                self.covered[(spec.name, row_id)] = event_id
 
     async def apply(self, spec: IndexSpec, ids: Sequence[int], docs: list[SearchDoc]) -> int:
         """Write what differs from what this process last committed; returns the count."""
-        if len(self.committed) > MEMORY:
+        if len(self.committed) > MEMORY or len(self.covered) > MEMORY:
             self.committed.clear()
+            self.covered.clear()
+            self.scanned.clear()
         found = {d.id: d for d in docs}
         changed = [d for d in docs if self.committed.get((spec.name, d.id)) != fingerprint(d)]
         gone = [
@@ -95,18 +137,16 @@ class IndexSync:
         return len(changed) + len(gone)
 
     async def on_worker(self, session: AsyncSession, event: OutboxEvent) -> None:
-        first = int(event.payload["worker_id"])
-        ids = [first, *await self._pending(session, event, "worker_id")]
-        await self.apply(WORKERS, ids, await worker_documents(session, ids))
+        await self._sync(session, WORKERS, event, "worker_id", worker_documents)
 
     async def on_job(self, session: AsyncSession, event: OutboxEvent) -> None:
-        first = int(event.payload["job_id"])
-        ids = [first, *await self._pending(session, event, "job_id")]
-        await self.apply(JOBS, ids, await job_documents(session, ids))
+        await self._sync(session, JOBS, event, "job_id", job_documents)
 
     def forget(self) -> None:
         """After a rebuild the index holds exactly the database: nothing to remember."""
         self.committed.clear()
+        self.covered.clear()
+        self.scanned.clear()
 
 
 async def worker_documents(session: AsyncSession, ids: Sequence[int]) -> list[SearchDoc]:
