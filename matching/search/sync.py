@@ -32,43 +32,33 @@ Handler = Callable[[AsyncSession, OutboxEvent], Coroutine[Any, Any, None]]
 REBUILD_BATCH = 5000
 
 
-GONE = 0  # fingerprint of a document that is not in the index
 LOOKAHEAD = 1000  # pending events of the same kind indexed in one commit
-MEMORY = 1_000_000  # fingerprints kept before forgetting them all
-
-
-def fingerprint(doc: SearchDoc) -> int:
-    return (
-        hash(
-            (
-                doc.text,
-                tuple(sorted((k, tuple(v)) for k, v in doc.keywords.items())),
-                tuple(sorted(doc.numbers.items())),
-            )
-        )
-        or 1
-    )
+MEMORY = 1_000_000  # rows remembered before forgetting them all
 
 
 class IndexSync:
     """The outbox handlers. Each event re-reads its row; to keep up with bursts (an
     import emits one ``worker.changed`` per row) a handler also indexes the rows of up
     to ``LOOKAHEAD`` later pending events of the same kind in the same commit, and
-    remembers what it committed, so those events, when delivered, find their document
-    already current and write nothing. Every event still checks its own row, so
-    at-least-once delivery keeps the index right.
+    remembers, per row, the newest event its indexed document already reflects
+    (``covered``: the row was read after that event committed). Those later events,
+    when delivered, find themselves covered and write nothing; an event not covered by
+    this process re-reads its row and writes it, whatever this process wrote before,
+    since another process (a second ``laowu serve``, ``laowu worker``) may have written
+    the document since. On SQLite the whole delivery holds the write lock, so documents
+    are written in commit order.
 
-    A row indexed by lookahead is not read again by the next events' lookahead: this
-    process remembers the newest event each document already reflects (``covered``;
-    its row was read after that event committed) and how far it has looked ahead
-    (``scanned``; an event below that mark that was not yet visible then is still
-    delivered, and re-reads its own row). Without it a backlog of n events
-    read about n × LOOKAHEAD rows (found by the fault drills: 1,200 pending events after
-    a crash took four minutes to drain; tests/resilience)."""
+    A row indexed by lookahead is not read again by the next events' lookahead
+    (``covered``, and ``scanned``: how far this process has looked ahead; an event
+    below that mark that was not yet visible then is still delivered, and re-reads its
+    own row). Without that a backlog of n events read about n × LOOKAHEAD rows (found
+    by the fault drills: 1,200 pending events after a crash took four minutes to drain;
+    tests/resilience). Remembering fingerprints instead (what this process last wrote)
+    left a document stale when another process wrote in between (a worker renamed and
+    renamed back)."""
 
     def __init__(self, backend: SearchBackend) -> None:
         self.backend = backend
-        self.committed: dict[tuple[str, int], int] = {}
         self.covered: dict[tuple[str, int], int] = {}
         self.scanned: dict[str, int] = {}  # by event name: the last event id looked ahead to
 
@@ -107,6 +97,10 @@ class IndexSync:
     ) -> None:
         assert event.id is not None
         first = int(event.payload[key])
+        if self.covered.get((spec.name, first), 0) >= event.id:
+            return  # indexed by this process after this event: a later change has its own
+        if len(self.covered) > MEMORY:
+            self.forget()
         later = await self._pending(session, spec, event, key)
         reflects = {**later, first: max(event.id, later.get(first, 0))}
         ids = [first, *(i for i in later if i != first)]
@@ -116,25 +110,12 @@ class IndexSync:
                 self.covered[(spec.name, row_id)] = event_id
 
     async def apply(self, spec: IndexSpec, ids: Sequence[int], docs: list[SearchDoc]) -> int:
-        """Write what differs from what this process last committed; returns the count."""
-        if len(self.committed) > MEMORY or len(self.covered) > MEMORY:
-            self.committed.clear()
-            self.covered.clear()
-            self.scanned.clear()
-        found = {d.id: d for d in docs}
-        changed = [d for d in docs if self.committed.get((spec.name, d.id)) != fingerprint(d)]
-        gone = [
-            i
-            for i in dict.fromkeys(ids)
-            if i not in found and self.committed.get((spec.name, i)) != GONE
-        ]
-        await self.backend.upsert(spec, changed)
+        """Write ``docs`` and delete the ``ids`` that have none; returns the count."""
+        found = {d.id for d in docs}
+        gone = [i for i in dict.fromkeys(ids) if i not in found]
+        await self.backend.upsert(spec, docs)
         await self.backend.delete(spec, gone)
-        for d in changed:
-            self.committed[(spec.name, d.id)] = fingerprint(d)
-        for i in gone:
-            self.committed[(spec.name, i)] = GONE
-        return len(changed) + len(gone)
+        return len(docs) + len(gone)
 
     async def on_worker(self, session: AsyncSession, event: OutboxEvent) -> None:
         await self._sync(session, WORKERS, event, "worker_id", worker_documents)
@@ -143,8 +124,7 @@ class IndexSync:
         await self._sync(session, JOBS, event, "job_id", job_documents)
 
     def forget(self) -> None:
-        """After a rebuild the index holds exactly the database: nothing to remember."""
-        self.committed.clear()
+        """Forget what was covered (memory bound): events then re-read their rows."""
         self.covered.clear()
         self.scanned.clear()
 

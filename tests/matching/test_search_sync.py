@@ -155,3 +155,32 @@ async def test_a_backlog_reads_each_row_a_bounded_number_of_times(
         assert hits.ids == [ids[0]]
     finally:
         await engine.dispose()
+
+
+async def test_two_processes_draining_leave_no_stale_document(db_url: str, tmp_path: Path) -> None:
+    """Two drainers (two `laowu serve` processes, or one and `laowu worker`) share one
+    index. A worker renamed back to an earlier name must not be skipped by the process
+    that indexed that name before, while the other one indexed the name in between."""
+    await generate(db_url, workers=3, jobs=0, seed=7)
+    engine = create_engine(db_url)
+    sessions = session_factory(engine)
+    backend = EmbeddedBackend(tmp_path / "search")
+    first, second = Registry(), Registry()
+    for registry in (first, second):
+        for name, handler in handlers(backend).items():  # one IndexSync per process
+            registry.subscribe(name, "search", handler)
+
+    async def rename(to: str, registry: Registry) -> None:
+        async with unit_of_work(sessions) as session:
+            await session.execute(update(Worker).where(col(Worker.id) == 1).values(name=to))
+            await emit(session, "worker.changed", {"worker_id": 1})
+        await drain(sessions, registry)
+
+    try:
+        await rename("甲乙丙", first)
+        await rename("丁戊己", second)
+        await rename("甲乙丙", first)
+        assert (await backend.search(WORKERS, SearchQuery(text="甲乙丙", limit=5))).ids == [1]
+        assert (await backend.search(WORKERS, SearchQuery(text="丁戊己", limit=5))).ids == []
+    finally:
+        await engine.dispose()
