@@ -24,7 +24,7 @@ from tests.resilience.harness import (
 )
 
 SEED = 20261128
-ROWS = 800
+ROWS = 500
 
 
 async def drill_cli_import(

@@ -103,5 +103,5 @@ async def drill_index(
 
 async def test_index_updates_killed_anywhere_converge_to_the_database(scene: Scene) -> None:
     outcome = Outcome("index updates")
-    await drill_index(scene, random.Random(SEED), rows=200, renames=40, kills=1, outcome=outcome)
+    await drill_index(scene, random.Random(SEED), rows=150, renames=30, kills=1, outcome=outcome)
     print(outcome.line())

@@ -88,7 +88,7 @@ async def _upload(base: str, username: str, path: bytes) -> int:
         assert login.status_code in (302, 303), login.text[:500]
         form = await client.get("/workers/import")
         token = CSRF.search(form.text)
-        assert token, form.text[:300]
+        assert token, (form.status_code, re.sub(r"<[^>]+>|\s+", " ", form.text)[-600:])
         started = await client.post(
             "/workers/import",
             data={"_csrf_token": token[1]},
@@ -128,12 +128,16 @@ async def drill_page_import(
             jobs.append(await _upload(base, username, data))
             if attempt == kills:
                 break
-            delay = rng.uniform(1.0, 4.0)
-            await asyncio.sleep(delay)
-            job = await _job(scene, jobs[-1])
+            # A random point of the job's progress: the kill lands inside the next batch.
+            target = int(rng.uniform(0.05, 0.8) * rows)
+            started = time.monotonic()
+            while (job := await _job(scene, jobs[-1])).rows_done < target:
+                assert job.status == "running", (job.status, job.message)
+                await asyncio.sleep(0.05)
             await server.kill()
             outcome.kills.append(
-                f"laowu serve at {delay:.2f} s into the job ({job.rows_done}/{job.rows_total} rows)"
+                f"laowu serve {time.monotonic() - started:.2f} s into the job, "
+                f"past {job.rows_done}/{job.rows_total} rows"
             )
             # A minute passes: the dead server's job is stale, the page calls it interrupted.
             async with unit_of_work(scene.sessions) as session:

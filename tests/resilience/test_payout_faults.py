@@ -105,5 +105,5 @@ async def drill_payouts(
 
 async def test_payout_batch_killed_anywhere_pays_each_broker_once(scene: Scene) -> None:
     outcome = Outcome("payout batch")
-    await drill_payouts(scene, random.Random(SEED), brokers=30, kills=2, outcome=outcome)
+    await drill_payouts(scene, random.Random(SEED), brokers=20, kills=2, outcome=outcome)
     print(outcome.line())
