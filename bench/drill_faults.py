@@ -67,7 +67,7 @@ def drills(rounds: int) -> list[tuple[str, Drill]]:
         ),
         (
             "payout batch",
-            lambda s, r, o: drill_payouts(s, r, brokers=300, kills=3 * rounds, outcome=o),
+            lambda s, r, o: drill_payouts(s, r, brokers=100, kills=3 * rounds, outcome=o),
         ),
     ]
 
