@@ -62,13 +62,10 @@ async def drill_cli_import(
             scene.env, "workers", "import", str(path), "--broker", str(scene.broker_id)
         )
         assert "新增 0，" in again, again
-        print("second import done", flush=True)
     finally:
         stop.set()
         await chaos
-    print("chaos stopped", flush=True)
     await laowu_once(scene.env, "worker", "--once")
-    print("drained", flush=True)
     backend = search_backend(scene.var_dir)
     try:
         async with scene.sessions() as session:
