@@ -125,8 +125,8 @@ async def run_one(base_url: str | None, name: str, drill: Drill, seed: int) -> O
             try:
                 await drill(scene, random.Random(seed), outcome)
                 outcome.checks["result"] = "PASS"
-            except AssertionError as exc:
-                outcome.checks["result"] = f"FAIL: {exc}"
+            except (AssertionError, TimeoutError) as exc:
+                outcome.checks["result"] = f"FAIL: {type(exc).__name__} {exc}"
                 traceback.print_exc()
             finally:
                 outcome.checks["seconds"] = round(time.perf_counter() - started, 1)
@@ -142,11 +142,13 @@ def main() -> int:
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--rounds", type=int, default=2, help="kill points scale with this")
-    parser.add_argument("--only", default=None, help="one drill by name, e.g. 'payout batch'")
+    parser.add_argument(
+        "--only", default=None, help="drills by name, comma-separated, e.g. 'payout batch'"
+    )
     args = parser.parse_args()
     outcomes = []
     for n, (name, drill) in enumerate(drills(args.rounds)):
-        if args.only and name != args.only:
+        if args.only and name not in args.only.split(","):
             continue
         outcome = asyncio.run(run_one(args.database_url, name, drill, args.seed + n))
         print(outcome.line(), flush=True)

@@ -65,7 +65,7 @@ async def drill_cli_import(
     finally:
         stop.set()
         await chaos
-    await laowu_once(scene.env, "worker", "--once")
+    await laowu_once(scene.env, "worker", "--once", limit=900)
     backend = search_backend(scene.var_dir)
     try:
         async with scene.sessions() as session:
