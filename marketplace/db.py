@@ -12,6 +12,7 @@ whole busy timeout and fail with "database is locked" (bench/bench_load.py found
 from __future__ import annotations
 
 import asyncio
+import os
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -34,6 +35,14 @@ from sqlalchemy.types import TypeDecorator
 
 WRITE_OPTION = "laowu_write"
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+
+
+def sqlite_busy_timeout_ms() -> int:
+    """How long a SQLite writer queues for the lock before giving up (then the request
+    answers 503 with Retry-After, web/errors.py). ``LAOWU_SQLITE_BUSY_TIMEOUT_MS``
+    overrides the default: the fault drills set it tiny to make the lock contended."""
+    raw = os.environ.get("LAOWU_SQLITE_BUSY_TIMEOUT_MS", "").strip()
+    return int(raw) if raw.isdigit() else SQLITE_BUSY_TIMEOUT_MS
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -65,7 +74,7 @@ def create_engine(url: str, *, echo: bool = False, pooled: bool = True) -> Async
     loops (test clients), since an asyncpg connection belongs to the loop that made it."""
     kwargs: dict[str, Any] = {"echo": echo}
     if is_sqlite(url):
-        kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        kwargs["connect_args"] = {"timeout": sqlite_busy_timeout_ms() / 1000}
     if not pooled:
         kwargs["poolclass"] = NullPool
     elif not is_sqlite(url):
@@ -87,7 +96,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={sqlite_busy_timeout_ms()}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 

@@ -20,7 +20,7 @@ from litestar.types import ControllerRouterHandler
 from marketplace.db import create_engine, session_factory
 from marketplace.dispatcher import drain
 from matching.search import open_backend as open_search
-from web import ratelimit, security_headers
+from web import proxies, ratelimit, security_headers
 from web.api.audit import AuditController
 from web.api.auth import AuthController, MeController
 from web.api.billing import BILLING_CONTROLLERS
@@ -103,6 +103,7 @@ async def _outbox_loop(app: Litestar, wakeup: asyncio.Event, interval: float) ->
 
 
 def create_app(settings: Settings) -> Litestar:
+    proxies.trusted()  # a malformed LAOWU_TRUSTED_PROXIES stops the start, with its words
     engine = create_engine(settings.db.url, echo=settings.db.echo, pooled=settings.db.pooled)
     search = open_search(
         url=settings.search.url, api_key=settings.search.api_key, var_dir=settings.var_dir

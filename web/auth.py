@@ -22,6 +22,7 @@ from marketplace.accounts import service as accounts
 from marketplace.accounts.models import AuthSession, User
 from marketplace.db import unit_of_work
 from marketplace.errors import Unauthenticated
+from web import proxies
 
 log = logging.getLogger(__name__)
 SESSION_COOKIE = "laowu_session"
@@ -36,8 +37,8 @@ class Principal:
 
 
 def client_ip(scope: Scope) -> str | None:
-    client = scope.get("client")
-    return client[0] if client else None
+    """The caller's address, through a trusted proxy too (web/proxies.py)."""
+    return proxies.client_ip(scope)
 
 
 def _credentials(scope: Scope) -> tuple[str, str] | None:

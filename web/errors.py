@@ -134,6 +134,7 @@ REFUSALS = {
     409: "conflict",
     422: "invalid",
     423: "locked",
+    503: "busy",
 }
 
 
@@ -147,6 +148,8 @@ async def audit_refusal(exc: Exception, scope: Scope) -> None:
         status = exc.status
     elif isinstance(exc, HTTPException):
         status = exc.status_code
+    elif isinstance(exc, DBAPIError) and is_busy(exc):
+        status = 503
     else:
         status = 500
     if getattr(exc, "keep_changes", False):
@@ -228,7 +231,10 @@ def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[
             ),
             STATUS_WORDS.get(status, "请求有误"),
         )
-    return _respond(request, status, detail)
+    response = _respond(request, status, detail)
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value  # Retry-After on a 429, Allow on a 405
+    return response
 
 
 # PostgreSQL's "character not in repertoire": text holding a NUL (\0), which
@@ -237,15 +243,29 @@ def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[
 _NUL_SQLSTATE = "22021"
 
 
+# A write that could not get its lock in time, or lost a conflict, was rolled back
+# whole: saying "busy, try again" is the truth and retrying is safe. SQLite says
+# "database is locked" once its busy timeout runs out (several writers at once, found
+# by tests/resilience); PostgreSQL reports lock timeouts (55P03), serialization
+# failures (40001) and deadlocks (40P01).
+_BUSY_SQLSTATES = frozenset({"55P03", "40001", "40P01"})
+_BUSY_SQLITE = ("database is locked", "database table is locked", "database is busy")
+RETRY_AFTER_BUSY = 1  # seconds
+
+
+def is_busy(exc: DBAPIError) -> bool:
+    if getattr(exc.orig, "sqlstate", None) in _BUSY_SQLSTATES:
+        return True
+    return any(words in str(exc.orig).lower() for words in _BUSY_SQLITE)
+
+
 def database_error(request: Request[Any, Any, Any], exc: DBAPIError) -> Response[Any]:
     if getattr(exc.orig, "sqlstate", None) == _NUL_SQLSTATE:
         return _respond(request, 422, "输入中含有空字符（\\0）或无效字符，请删除后重试")
-    if "database is locked" in str(exc.orig):
-        # SQLite's one writer stayed busy past the busy timeout (overload): nothing was
-        # written; the caller may simply try again. Not a fault of the server's code.
+    if is_busy(exc):
         log.warning("database busy on %s %s: %s", request.method, request.url.path, exc.orig)
-        response = _respond(request, 503, "系统繁忙，数据库正忙于其他保存操作，请稍后重试")
-        response.headers["Retry-After"] = "5"
+        response = _respond(request, 503, "系统繁忙，本次操作未保存，请稍后重试")
+        response.headers["Retry-After"] = str(RETRY_AFTER_BUSY)
         return response
     return server_error(request, exc)
 

@@ -22,6 +22,8 @@ from litestar import Request, Response
 from litestar.exceptions import TooManyRequestsException
 from litestar.response import Template
 
+from web import proxies
+
 # Bounds the memory a flood of distinct addresses can take.
 MAX_KEYS = 50_000
 
@@ -66,8 +68,13 @@ def check(request: Request[Any, Any, Any], which: tuple[str, int, float]) -> Non
     if window is None:
         window = Window(limit=limit, seconds=seconds)
         state[name] = window
-    if not window.allow(client_address(request)):
-        raise TooManyRequestsException("请求过于频繁，请稍后再试")
+    key = client_address(request)
+    if not window.allow(key):
+        retry_after = window.retry_after(key)
+        raise TooManyRequestsException(
+            f"请求过于频繁，请 {retry_after} 秒后再试",
+            headers={"Retry-After": str(retry_after)},
+        )
 
 
 # --- limits applied to every request (before_request) ---------------------------------
@@ -104,23 +111,10 @@ def _window(request: Request[Any, Any, Any], which: tuple[str, int, float]) -> W
     return window
 
 
-def _trusted_proxies() -> set[str]:
-    raw = os.environ.get("LAOWU_TRUSTED_PROXIES", "127.0.0.1,::1")
-    return {part.strip() for part in raw.split(",") if part.strip()}
-
-
 def client_address(request: Request[Any, Any, Any]) -> str:
-    """The caller's address. Behind our own proxy (a peer in LAOWU_TRUSTED_PROXIES,
-    loopback by default) every connection comes from the proxy: then the address the
-    proxy saw, the last one in X-Forwarded-For, which a client cannot forge."""
-    client = request.scope.get("client")
-    peer = client[0] if client else "unknown"
-    forwarded = request.headers.get("x-forwarded-for")
-    if forwarded and peer in _trusted_proxies():
-        last = forwarded.rsplit(",", 1)[-1].strip()
-        if last:
-            return last
-    return peer
+    """The caller's address: the peer, or behind a trusted proxy the address the proxy
+    saw (web/proxies.py)."""
+    return proxies.client_ip(request.scope) or "unknown"
 
 
 def _session_key(request: Request[Any, Any, Any]) -> str:

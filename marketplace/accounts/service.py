@@ -26,7 +26,7 @@ from marketplace.accounts.models import (
     UserPublic,
     UserUpdate,
 )
-from marketplace.brokers.models import Broker, BrokerStatus, BrokerVillage
+from marketplace.brokers.models import Broker, BrokerStatus, BrokerStatusChange, BrokerVillage
 from marketplace.clock import as_utc, local, utcnow
 from marketplace.crypto import DataCipher
 from marketplace.db import fetch_page, insert_ignoring_duplicates
@@ -228,7 +228,8 @@ async def update_user(
         user.totp_secret_enc, user.totp_confirmed, user.totp_last_step = None, False, None
         changed.append("totp")
     if "is_active" in changes and changes["is_active"] != user.is_active:
-        user.is_active = changes["is_active"]
+        if not await _set_broker_duty(session, actor, user, active=changes["is_active"]):
+            user.is_active = changes["is_active"]
         changed.append("is_active")
         if user.is_active:
             user.failed_logins, user.locked_until = 0, None
@@ -239,7 +240,7 @@ async def update_user(
     if {"is_active", "role", "region_code", "password", "totp"} & set(changed):
         # Any change to who the account is or how it logs in ends its sessions at once.
         await end_sessions(session=session, user_id=user_id)
-    await _sync_broker(session, user)
+    await _sync_broker(session, user, actor)
     await audit.record(
         session=session,
         actor=actor,
@@ -254,8 +255,60 @@ async def update_user(
     return user
 
 
-async def _sync_broker(session: AsyncSession, user: User) -> None:
-    """Keep the bootstrap broker row in step with its account."""
+ACCOUNT_DISABLED_REASON = "在用户管理中停用账号"
+ACCOUNT_ENABLED_REASON = "在用户管理中启用账号"
+ACCOUNT_ROLE_REASON = "在用户管理中改变账号角色"
+
+
+async def _set_broker_duty(
+    session: AsyncSession, actor: Actor, user: User, *, active: bool
+) -> bool:
+    """Enabling or disabling a broker's account is the broker's suspension or
+    reinstatement: it goes through the broker status change (history, audit, event),
+    so the broker page tells the whole story. Returns False for any other account.
+    Only a suspension made here is undone here: a broker suspended on the broker page
+    (with its reason), retired or eliminated is dealt with on the broker page."""
+    if user.role != Role.broker:
+        return False
+    broker = (
+        await session.execute(select(Broker).where(col(Broker.user_id) == user.id))
+    ).scalar_one_or_none()
+    if broker is None or broker.id is None:
+        return False
+    if broker.status not in (BrokerStatus.active, BrokerStatus.suspended):
+        raise Conflict(
+            f"此账号属于已{_STATUS_WORDS.get(broker.status, broker.status)}的经纪人，"
+            f"不能在用户管理中{'启用' if active else '停用'}；"
+            f"请到经纪人页面 /brokers/{broker.id} 查看其状态记录",
+            field="is_active",
+        )
+    manual = broker.status_reason not in (ACCOUNT_DISABLED_REASON, ACCOUNT_ROLE_REASON)
+    if active and broker.status == BrokerStatus.suspended and manual:
+        # Suspended on the broker page, for a reason: reinstating is decided there.
+        raise Conflict(
+            f"此经纪人已被暂停（原因：{broker.status_reason or '未填写'}），"
+            f"请到经纪人页面 /brokers/{broker.id} 填写原因后恢复，恢复后账号自动启用",
+            field="is_active",
+        )
+    # Imported here: the broker service builds on this module (accounts sessions).
+    from marketplace.brokers import service as brokers
+
+    await brokers.change_status(
+        session=session,
+        actor=actor,
+        broker_id=broker.id,
+        action="reinstate" if active else "suspend",
+        reason=ACCOUNT_ENABLED_REASON if active else ACCOUNT_DISABLED_REASON,
+    )
+    return True
+
+
+_STATUS_WORDS: dict[str, str] = {BrokerStatus.retired: "退出", BrokerStatus.eliminated: "淘汰"}
+
+
+async def _sync_broker(session: AsyncSession, user: User, actor: Actor) -> None:
+    """Keep the bootstrap broker row in step with its account (a role change away
+    from broker suspends it, with a line in its status history)."""
     broker = (
         await session.execute(select(Broker).where(col(Broker.user_id) == user.id))
     ).scalar_one_or_none()
@@ -266,8 +319,20 @@ async def _sync_broker(session: AsyncSession, user: User) -> None:
             )
         return
     active = user.is_active and user.role == Role.broker
-    if broker.status in (BrokerStatus.active, BrokerStatus.suspended):
-        broker.status = BrokerStatus.active if active else BrokerStatus.suspended
+    target = BrokerStatus.active if active else BrokerStatus.suspended
+    if broker.status in (BrokerStatus.active, BrokerStatus.suspended) and broker.status != target:
+        reason = ACCOUNT_ENABLED_REASON if active else ACCOUNT_ROLE_REASON
+        assert broker.id is not None
+        session.add(
+            BrokerStatusChange(
+                broker_id=broker.id,
+                old_status=broker.status,
+                new_status=target,
+                reason=reason,
+                actor_user_id=actor.user_id,
+            )
+        )
+        broker.status, broker.status_reason = target, reason
     if user.role == Role.broker and broker.village_code != user.region_code:
         # The home village moves; its assignment row moves with it.
         await session.execute(

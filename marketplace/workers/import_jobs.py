@@ -51,12 +51,29 @@ def is_stale(job: ImportJob) -> bool:
 
 
 def _mark_if_stale(session: AsyncSession, job: ImportJob) -> ImportJob:
+    """Record a stale running job as interrupted (a writing request: ``start``)."""
     if is_stale(job):
-        job.status = ImportJobStatus.interrupted
-        job.message = INTERRUPTED
-        job.finished_at = utcnow()
+        _interrupted(job)
         session.add(job)
     return job
+
+
+def _shown(session: AsyncSession, job: ImportJob) -> ImportJob:
+    """A job as a reading request shows it: a stale running one as interrupted, without
+    writing. A page's GET must not write: on SQLite a read transaction that then writes
+    fails at once while another process writes (the outbox after a restart, found by
+    the fault drills: the import page answered 503 right after a crash). ``start``
+    records the interruption when the broker uploads again."""
+    if is_stale(job):
+        session.expunge(job)
+        _interrupted(job)
+    return job
+
+
+def _interrupted(job: ImportJob) -> None:
+    job.status = ImportJobStatus.interrupted
+    job.message = INTERRUPTED
+    job.finished_at = utcnow()
 
 
 async def start(
@@ -99,7 +116,7 @@ async def latest(*, session: AsyncSession, actor: Actor) -> ImportJob | None:
     reach = await scope.reach(session, actor, "worker.edit")
     assert reach.broker_id is not None
     job = await _latest(session, reach.broker_id)
-    return _mark_if_stale(session, job) if job else None
+    return _shown(session, job) if job else None
 
 
 async def get(*, session: AsyncSession, actor: Actor, job_id: int) -> ImportJob:
@@ -108,7 +125,7 @@ async def get(*, session: AsyncSession, actor: Actor, job_id: int) -> ImportJob:
     job = await session.get(ImportJob, job_id)
     if job is None or job.broker_id != reach.broker_id:
         raise NotFound(f"导入任务 {job_id} 不存在", field="job_id")
-    return _mark_if_stale(session, job)
+    return _shown(session, job)
 
 
 def _progress(job: ImportJob, report: importing.ImportReport, rows_done: int) -> None:

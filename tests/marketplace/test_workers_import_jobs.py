@@ -141,11 +141,18 @@ async def test_stopped_job_is_interrupted_and_the_same_file_continues(
             .where(col(ImportJob.id) == job_id)
             .values(heartbeat_at=utcnow() - import_jobs.STALE_AFTER - timedelta(seconds=1))
         )
-    async with unit_of_work(sessions) as session:
+    async with sessions() as session:  # a page's GET: reads, and must write nothing
         job = await import_jobs.get(session=session, actor=scene["broker"], job_id=job_id)
         assert job.status == "interrupted"
         assert job.message == import_jobs.INTERRUPTED
         assert (job.rows_done, job.created) == (2, 2)
+        latest = await import_jobs.latest(session=session, actor=scene["broker"])
+        assert latest is not None
+        assert latest.status == "interrupted"
+        assert not session.dirty
+        assert not session.new
+    # Recorded as interrupted by the next upload (a writing request), not by reading.
+    assert (await job_of(sessions, job_id)).status == "running"
     async with unit_of_work(sessions) as session:
         with pytest.raises(NotFound):
             await import_jobs.get(session=session, actor=scene["other"], job_id=job_id)

@@ -144,3 +144,39 @@ def test_the_window_slides() -> None:
     assert window.allow("b", now=2.0)  # keys are separate
     assert window.allow("a", now=10.5)  # the first hit has left the window
     assert not window.allow("a", now=10.6)
+
+
+@SQLITE
+async def test_broker_application_and_exam_limits_say_when_to_retry(
+    client: AsyncTestClient[Litestar], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The public application status lookup and the applicant's exam entry answer 429
+    with Retry-After, like every other limit."""
+    monkeypatch.setattr(ratelimit, "TRACK", ("broker_apply_track", 1, 600.0))
+    params = {"code": "ABCDEFGHJK", "phone": "13700000001"}
+    assert (await client.get("/api/v1/broker-applications/track", params=params)).status_code == 404
+    limited = await client.get("/api/v1/broker-applications/track", params=params)
+    assert_limited(limited)
+    assert 590 <= int(limited.headers["Retry-After"]) <= 600
+
+    from web.api import exams as exams_api
+
+    monkeypatch.setattr(exams_api, "OPEN", ("exam_open", 1, 600.0))
+    body = {"tracking_code": "ABCDEFGHJK", "phone": "13700000001"}
+    assert (await client.post("/api/v1/exams", json=body)).status_code != 429
+    assert_limited(await client.post("/api/v1/exams", json=body))
+
+
+@SQLITE
+async def test_the_application_page_limit_says_when_to_retry(
+    client: AsyncTestClient[Litestar], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ratelimit, "TRACK", ("broker_apply_track", 0, 600.0))
+    page = await client.get("/apply/status")
+    token = CSRF.search(page.text)
+    assert token, page.text[:500]
+    limited = await client.post(
+        "/apply/status",
+        data={"tracking_code": "ABCDEFGHJK", "phone": "13700000001", "_csrf_token": token[1]},
+    )
+    assert_limited(limited)
