@@ -128,3 +128,12 @@ def scale_db_url(value: str | None) -> str | None:
     if value in ("postgresql", "pg"):
         return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{SCALE_PG_NAME}"
     return value
+
+
+def db_name(url: str) -> str:
+    return "PostgreSQL" if url.startswith("postgresql") else "SQLite"
+
+
+def db_label(url: str) -> str:
+    """The database of ``url`` without credentials: a path or host/name."""
+    return url.split("@")[-1] if url.startswith("postgresql") else url.split("///")[-1]
