@@ -14,7 +14,10 @@ Parts, in order, each timed (wall and CPU) with the process's peak memory after 
   key beside their lookup hashes, like a registration writes them;
 - ``organizations`` and ``jobs``;
 - ``tasks``: public-service tasks over twelve months with their submissions and their
-  money (``web/scale/money.py``).
+  money (``web/scale/money.py``);
+- ``analyze``: planner statistics (``ANALYZE``) for what was written.
+
+The search index is not built here: ``laowu index rebuild`` does it from the database.
 
 Same seed, same rows (ciphertexts differ: every encryption takes a fresh nonce).
 Rows go in blocks of ``BLOCK`` per transaction; memory stays bounded by a block (and
@@ -546,6 +549,16 @@ async def _jobs(engine: AsyncEngine, scale: Scale, world: World) -> int | None:
         return scale.jobs
 
 
+async def _analyze(engine: AsyncEngine) -> int:
+    """Planner statistics for the tables just filled (queries pick their indexes)."""
+    async with engine.connect() as conn:
+        if conn.in_transaction():
+            await conn.commit()
+        await conn.execute(text("ANALYZE"))
+        await conn.commit()
+    return 0
+
+
 # --- the whole ---------------------------------------------------------------------------
 
 
@@ -599,6 +612,7 @@ async def generate(
             await _timed(
                 report, "tasks", progress, lambda: money.generate(engine, scale, world, progress)
             )
+        await _timed(report, "analyze", progress, lambda: _analyze(engine))
         return report
     finally:
         await engine.dispose()
