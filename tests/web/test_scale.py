@@ -22,6 +22,7 @@ from marketplace.demo import DEMO_PASSWORD
 from marketplace.jobs.models import Job
 from marketplace.organizations.credit_code import parse_credit_code
 from marketplace.organizations.models import Organization
+from marketplace.placements.models import Placement, Recommendation
 from marketplace.tasks.models import ServiceTask
 from marketplace.workers.identity import parse_resident_id
 from marketplace.workers.models import Worker
@@ -47,7 +48,8 @@ async def test_tiny_scale_has_every_part_and_balanced_books(
 ) -> None:
     report_ = await generate(db_url, TINY, cipher)
     assert [p.name for p in report_.parts] == [
-        "prepare", "accounts", "workers", "organizations", "jobs", "tasks", "analyze",
+        "prepare", "accounts", "workers", "organizations", "jobs", "placements", "tasks",
+        "analyze",
     ]  # fmt: skip
     assert all(p.peak_rss_mb > 0 and p.seconds >= 0 for p in report_.parts)
     assert await _count(db_url, Broker) == TINY.brokers
@@ -55,6 +57,8 @@ async def test_tiny_scale_has_every_part_and_balanced_books(
     assert await _count(db_url, Organization) == TINY.organizations
     assert await _count(db_url, Job) == TINY.jobs
     assert await _count(db_url, ServiceTask) == TINY.tasks
+    assert await _count(db_url, Recommendation) == TINY.workers // 10
+    assert 0 < await _count(db_url, Placement) < TINY.workers // 10
 
     engine = create_engine(db_url)
     try:

@@ -13,6 +13,8 @@ Parts, in order, each timed (wall and CPU) with the process's peak memory after 
   (valid GB 11643, unique by construction) and mobile numbers encrypted with the data
   key beside their lookup hashes, like a registration writes them;
 - ``organizations`` and ``jobs``;
+- ``placements``: one worker in ten recommended to a published job, at every stage,
+  the onboarded ones with their placement;
 - ``tasks``: public-service tasks over twelve months with their submissions and their
   money (``web/scale/money.py``);
 - ``analyze``: planner statistics (``ANALYZE``) for what was written.
@@ -50,6 +52,8 @@ from marketplace.demo import DEMO_PASSWORD
 from marketplace.jobs.models import Job
 from marketplace.organizations.credit_code import check_char as credit_check
 from marketplace.organizations.models import Organization
+from marketplace.placements.models import Placement, Recommendation
+from marketplace.placements.service import ATTRIBUTION
 from marketplace.regions import service as regions
 from marketplace.regions.models import Region
 from marketplace.workers.identity import check_char
@@ -559,6 +563,108 @@ async def _analyze(engine: AsyncEngine) -> int:
     return 0
 
 
+# --- recommendations and placements ---------------------------------------------------
+
+RECOMMENDATION_FATES = (
+    ("recommended", 40), ("shortlisted", 15), ("rejected", 20), ("hired", 5),
+    ("onboarded", 15), ("withdrawn", 3), ("lapsed", 2),
+)  # fmt: skip
+RECOMMENDED_EVERY = 10  # one worker in ten has been recommended to a job
+
+
+async def _placements(engine: AsyncEngine, scale: Scale) -> int | None:
+    """One in ten workers (by id) recommended by their broker to a published job, at
+    every stage; the onboarded ones with their placement (the job's wage copied). The
+    generated jobs charge no placement fee, so no market money moves."""
+    async with engine.connect() as conn:
+        if await count(conn, Recommendation):
+            return None
+        jobs = (
+            await conn.execute(
+                select(
+                    col(Job.id),
+                    col(Job.organization_id),
+                    col(Job.wage_min_fen),
+                    col(Job.wage_max_fen),
+                    col(Job.wage_unit),
+                    col(Job.starts_on),
+                )
+                .where(col(Job.status) == "published")
+                .order_by(col(Job.id))
+            )
+        ).all()
+        if not jobs:
+            return 0
+        picked = (
+            await conn.execute(
+                select(col(Worker.id), col(Worker.broker_id), col(Broker.user_id))
+                .join(Broker, col(Broker.id) == col(Worker.broker_id))
+                .where(col(Worker.id) % RECOMMENDED_EVERY == 0)
+                .order_by(col(Worker.id))
+            )
+        ).all()
+        rng = random.Random(f"{scale.seed}:placements")
+        fates = [name for name, weight in RECOMMENDATION_FATES for _ in range(weight)]
+        sink = Sink(conn)
+        rec_base = await _max_id(conn, Recommendation.__table__)  # type: ignore[attr-defined]
+        recs: list[dict[str, Any]] = []
+        placements: list[dict[str, Any]] = []
+        await begin(conn)
+        for n, (worker_id, broker_id, user_id) in enumerate(picked, start=1):
+            job = jobs[rng.randrange(len(jobs))]
+            fate = fates[rng.randrange(len(fates))]
+            made = EPOCH + timedelta(seconds=rng.randrange(330 * 86400))
+            decided = made + timedelta(days=rng.randint(1, 6))
+            hired = fate in ("hired", "onboarded")
+            rec_id = rec_base + n
+            recs.append(
+                {
+                    "id": rec_id,
+                    "job_id": job[0],
+                    "worker_id": worker_id,
+                    "broker_id": broker_id,
+                    "note": None,
+                    "status": fate,
+                    "attribution_until": made + ATTRIBUTION,
+                    "status_reason": None,
+                    "created_by": user_id,
+                    "created_at": made,
+                    "decided_at": None
+                    if fate in ("recommended", "withdrawn", "lapsed")
+                    else decided,
+                    "hired_at": decided if hired else None,
+                    "updated_at": decided,
+                }
+            )
+            if fate == "onboarded":
+                placements.append(
+                    {
+                        "recommendation_id": rec_id,
+                        "job_id": job[0],
+                        "organization_id": job[1],
+                        "broker_id": broker_id,
+                        "worker_id": worker_id,
+                        "starts_on": max(job[5], decided.date()),
+                        "wage_min_fen": job[2],
+                        "wage_max_fen": job[3],
+                        "wage_unit": job[4],
+                        "fee_fixed_fen": None,
+                        "fee_share_bp": None,
+                        "confirmed_by": user_id,
+                        "confirmed_at": decided + timedelta(days=3),
+                    }
+                )
+            if len(recs) >= BLOCK:
+                await sink.write(Recommendation.__table__, recs)  # type: ignore[attr-defined]
+                await sink.write(Placement.__table__, placements)  # type: ignore[attr-defined]
+                recs, placements = [], []
+        await sink.write(Recommendation.__table__, recs)  # type: ignore[attr-defined]
+        await sink.write(Placement.__table__, placements)  # type: ignore[attr-defined]
+        await fix_sequences(conn, [Recommendation.__table__])  # type: ignore[attr-defined]
+        await conn.commit()
+        return sum(sink.rows_written.values())
+
+
 # --- the whole ---------------------------------------------------------------------------
 
 
@@ -568,7 +674,14 @@ async def generate(
     cipher: DataCipher,
     *,
     progress: Progress = lambda _line: None,
-    parts: tuple[str, ...] = ("accounts", "workers", "organizations", "jobs", "tasks"),
+    parts: tuple[str, ...] = (
+        "accounts",
+        "workers",
+        "organizations",
+        "jobs",
+        "placements",
+        "tasks",
+    ),
 ) -> Report:
     from web.scale import money
 
@@ -608,6 +721,8 @@ async def generate(
             )
         if "jobs" in parts:
             await _timed(report, "jobs", progress, lambda: _jobs(engine, scale, world))
+        if "placements" in parts:
+            await _timed(report, "placements", progress, lambda: _placements(engine, scale))
         if "tasks" in parts and scale.tasks:
             await _timed(
                 report, "tasks", progress, lambda: money.generate(engine, scale, world, progress)
