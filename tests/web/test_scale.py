@@ -3,9 +3,12 @@ the ledger balances, the accounts log in, the API serves it (tiny scale, both DB
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
 
 import pyotp
+import pytest
+from click.testing import CliRunner
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select
@@ -27,6 +30,8 @@ from marketplace.tasks.models import ServiceTask
 from marketplace.workers.identity import parse_resident_id
 from marketplace.workers.models import Worker
 from marketplace.workers.records import CTX_ID
+from tests.web.test_cli import run
+from web import cli
 from web.scale.check import check_ledger
 from web.scale.generate import broker_village_plan, generate, resident_id
 from web.scale.plan import SCALES
@@ -173,3 +178,22 @@ async def test_generated_accounts_use_the_api(
     assert coverage.status_code == 200, coverage.text
     assert coverage.json()["villages"] == 11_270
     assert coverage.json()["villages_covered"] == TINY.brokers
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_laowu_demo_scale_reports_parts_and_checks_the_ledger(db_env: str) -> None:
+    result = run("demo", "--scale", "tiny", "--scale-factor", "0.5")
+    assert result.exit_code == 0, result.output
+    assert "生成 tiny×0.5 规模数据：经纪人 30，劳动者 1,500" in result.stdout
+    for part in ("accounts", "workers", "organizations", "jobs", "placements", "tasks"):
+        assert f"{part}: " in result.stdout
+    assert "内存峰值" in result.stdout
+    assert "账本核对通过" in result.stdout
+    assert asyncio.run(_count(db_env, Worker)) == 1_500
+    assert asyncio.run(_count(db_env, ServiceTask)) == 1_500
+
+
+def test_scale_factor_needs_a_scale(env: dict[str, str]) -> None:
+    result = CliRunner().invoke(cli.main, ["demo", "--scale-factor", "2"])
+    assert result.exit_code != 0
+    assert "--scale-factor 需要与 --scale 一起使用" in result.output
