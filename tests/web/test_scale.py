@@ -30,7 +30,7 @@ from marketplace.tasks.models import ServiceTask
 from marketplace.workers.identity import parse_resident_id
 from marketplace.workers.models import Worker
 from marketplace.workers.records import CTX_ID
-from tests.web.test_cli import run
+from tests.web.test_cli import db_env, env, run  # noqa: F401  (fixtures)
 from web import cli
 from web.scale.check import check_ledger
 from web.scale.generate import broker_village_plan, generate, resident_id
@@ -181,7 +181,7 @@ async def test_generated_accounts_use_the_api(
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_laowu_demo_scale_reports_parts_and_checks_the_ledger(db_env: str) -> None:
+def test_laowu_demo_scale_reports_parts_and_checks_the_ledger(db_env: str) -> None:  # noqa: F811
     result = run("demo", "--scale", "tiny", "--scale-factor", "0.5")
     assert result.exit_code == 0, result.output
     assert "生成 tiny×0.5 规模数据：经纪人 30，劳动者 1,500" in result.stdout
@@ -193,7 +193,7 @@ def test_laowu_demo_scale_reports_parts_and_checks_the_ledger(db_env: str) -> No
     assert asyncio.run(_count(db_env, ServiceTask)) == 1_500
 
 
-def test_scale_factor_needs_a_scale(env: dict[str, str]) -> None:
+def test_scale_factor_needs_a_scale(env: dict[str, str]) -> None:  # noqa: F811
     result = CliRunner().invoke(cli.main, ["demo", "--scale-factor", "2"])
     assert result.exit_code != 0
     assert "--scale-factor 需要与 --scale 一起使用" in result.output
