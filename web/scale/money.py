@@ -692,4 +692,4 @@ async def generate(engine: AsyncEngine, scale: Scale, world: World, progress: An
         await begin(conn)
         await fix_sequences(conn, TABLES)
         await conn.commit()
-        return year.tasks + year.books.postings
+        return sum(year.sink.rows_written.values())
