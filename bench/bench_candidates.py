@@ -27,12 +27,22 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select
 from sqlmodel import col
 
-from bench.common import percentiles, record
+from bench.common import (
+    SCALE_DATA_KEY,
+    add_scale_db_option,
+    cpu_seconds,
+    db_label,
+    db_name,
+    load_average,
+    percentiles,
+    record,
+    scale_db_url,
+)
+from bench.scale_data import counts as scale_counts
 from bench.scale_data import generate, prepare
 from marketplace.access import SYSTEM
 from marketplace.accounts import service as accounts
 from marketplace.accounts.models import UserCreate
-from marketplace.crypto import new_data_key
 from marketplace.db import unit_of_work
 from marketplace.jobs.models import Job, JobStatus
 from marketplace.organizations.models import OrganizationMember
@@ -95,15 +105,22 @@ def fmt(p: tuple[dict[str, float], dict[str, float]]) -> str:
 
 
 async def run(args: argparse.Namespace) -> None:
-    url = args.database_url or f"sqlite+aiosqlite:///{DATA / 'candidates.db'}"
     started = time.perf_counter()
-    await prepare(url)
-    counts = await generate(url, workers=args.workers, jobs=args.jobs)
+    scale_url = scale_db_url(args.scale_db)
+    if scale_url is not None:
+        url = scale_url
+        counts = await scale_counts(url)
+        source = f"Chongqing-scale database {db_label(url)} (bench/bench_scale_data.py)"
+    else:
+        url = args.database_url or f"sqlite+aiosqlite:///{DATA / 'candidates.db'}"
+        await prepare(url)
+        counts = await generate(url, workers=args.workers, jobs=args.jobs)
+        source = "bench/scale_data.py seed 5"
     gen_s = time.perf_counter() - started
     settings = Settings(
         env="test",
         db=DatabaseSettings(url=url),
-        security=SecuritySettings(secret_key="bench" * 8, data_key=new_data_key()),
+        security=SecuritySettings(secret_key="bench" * 8, data_key=SCALE_DATA_KEY),
         var_dir=DATA / "var-candidates",
         outbox_in_process=False,
     )
@@ -153,8 +170,7 @@ async def run(args: argparse.Namespace) -> None:
     org_jobs = [j for j, o, _ in jobs if o == org][: args.requests] or [sample[0][0]]
     lines = [
         f"data: {counts.workers:,} workers, {counts.jobs:,} jobs ({len(jobs):,} published), "
-        f"bench/scale_data.py seed 5 ({gen_s:.0f} s incl. any generation); "
-        f"{'PostgreSQL' if url.startswith('postgresql') else 'SQLite'}",
+        f"{source} ({gen_s:.0f} s incl. any generation); {db_name(url)}",
         f"candidate prefilter rebuild: {rows:,} rows (= {prefilter_rows:,}) in {rebuild_s:.0f} s"
         if not args.skip_rebuild
         else f"candidate prefilter kept from an earlier run ({prefilter_rows:,} rows)",
@@ -186,13 +202,19 @@ async def run(args: argparse.Namespace) -> None:
             f"`GET /api/v1/workers/{{id}}/matches` as the broker ({len(worker_urls)} workers, "
             f"repeated to ≥ 50 requests): {fmt(p)}; jobs ranked {avg:.0f}"
         )
-    lines.append(f"load average while measuring: {os.getloadavg()[0]:.1f} on 2 cores")
     lines.append(
-        "machine shared with 7 other developers (2 cores) while measuring; HTTP is in-process "
-        "ASGI (no socket); timings include authentication, the prefilter queries, loading the "
-        "pool's rows, ranking and JSON"
+        f"load average at the end {load_average()}; CPU time of this process {cpu_seconds():.0f} s"
     )
-    record("Candidates for a job (1M workers)", lines)
+    lines.append(
+        "HTTP is in-process ASGI (no socket); timings include authentication, the prefilter "
+        "queries, loading the pool's rows, ranking and JSON"
+    )
+    title = "Candidates for a job (1M workers)"
+    if scale_url is not None:
+        title = (
+            f"Candidates for a job at Chongqing scale ({counts.workers:,} workers), {db_name(url)}"
+        )
+    record(title, lines)
     await app.state.engine.dispose()
 
 
@@ -203,6 +225,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1_000_000)
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=200)
+    add_scale_db_option(parser)
     parser.add_argument(
         "--skip-rebuild", action="store_true", help="keep the prefilter of an earlier run"
     )

@@ -32,12 +32,22 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import select, update
 from sqlmodel import col
 
-from bench.common import percentiles, record
+from bench.common import (
+    SCALE_DATA_KEY,
+    add_scale_db_option,
+    cpu_seconds,
+    db_label,
+    db_name,
+    load_average,
+    percentiles,
+    record,
+    scale_db_url,
+)
+from bench.scale_data import counts as scale_counts
 from bench.scale_data import generate, prepare
 from marketplace.access import SYSTEM
 from marketplace.accounts import service as accounts
 from marketplace.accounts.models import UserCreate
-from marketplace.crypto import new_data_key
 from marketplace.db import unit_of_work
 from marketplace.dispatcher import drain
 from marketplace.events import emit
@@ -375,17 +385,25 @@ def fmt(p: dict[str, float]) -> str:
 
 
 async def run(args: argparse.Namespace) -> None:
-    url = f"sqlite+aiosqlite:///{DATA / 'search.db'}"
     started = time.perf_counter()
-    await prepare(url)
-    counts = await generate(url, workers=args.workers, jobs=args.jobs)
+    scale_url = scale_db_url(args.scale_db)
+    if scale_url is not None:
+        url = scale_url
+        counts = await scale_counts(url)
+        source = f"Chongqing-scale database {db_label(url)} (bench/bench_scale_data.py)"
+        var = DATA / f"var-scale-{db_name(url)}"
+    else:
+        url = f"sqlite+aiosqlite:///{DATA / 'search.db'}"
+        await prepare(url)
+        counts = await generate(url, workers=args.workers, jobs=args.jobs)
+        source = "bench/scale_data.py, seed 5; SQLite"
+        var = DATA / "var"
     gen_s = time.perf_counter() - started
-    var = DATA / "var"
     shutil.rmtree(var / "search", ignore_errors=True)
     settings = Settings(
         env="test",
         db=DatabaseSettings(url=url),
-        security=SecuritySettings(secret_key="bench" * 8, data_key=new_data_key()),
+        security=SecuritySettings(secret_key="bench" * 8, data_key=SCALE_DATA_KEY),
         var_dir=var,
         outbox_in_process=False,
     )
@@ -400,7 +418,7 @@ async def run(args: argparse.Namespace) -> None:
     texts = await load_texts(app)
     recall = await measure_recall(backend, texts)
     lines = [
-        f"data: {counts.workers:,} workers, {counts.jobs:,} jobs, {counts.brokers:,} brokers (bench/scale_data.py, seed 5; {gen_s:.0f} s incl. any generation); SQLite; embedded tantivy backend",
+        f"data: {counts.workers:,} workers, {counts.jobs:,} jobs, {counts.brokers:,} brokers ({source}; {gen_s:.0f} s incl. any generation); embedded tantivy backend",
         f"full rebuild: workers {built['workers']:,} docs in {built['workers_s']:.0f} s wall / {built['workers_cpu']:.0f} s CPU of this process (all threads), published jobs {built['jobs']:,} in {built['jobs_s']:.0f} s wall / {built['jobs_cpu']:.0f} s CPU (target < 300 s in all); peak RSS {rss_before:.0f} → {rss_after:.0f} MB; 1-min load average after: {os.getloadavg()[0]:.1f} on 2 cores",
     ]
     for path, (http_p, engine_p) in http.items():
@@ -433,9 +451,12 @@ async def run(args: argparse.Namespace) -> None:
             f"same worker text in PostgreSQL, pg_trgm GIN index, `region LIKE '500101%' AND body LIKE '%q%'` top 20 + count ({args.queries} queries; load {pg['load_s']:.0f} s): PostgreSQL {fmt(pg['pg'])}; embedded engine same filter {fmt(pg['engine'])}; p95 ratio {ratio:.0f}×"
         )
     lines.append(
-        "machine shared with 7 other developers (2 cores) while measuring; HTTP is in-process ASGI (no socket)"
+        f"load average at the end {load_average()}; CPU time of this process {cpu_seconds():.0f} s; HTTP is in-process ASGI (no socket)"
     )
-    record("Search (embedded backend, 1M workers)", lines)
+    title = "Search (embedded backend, 1M workers)"
+    if scale_url is not None:
+        title = f"Search (embedded backend) at Chongqing scale, {db_name(url)}"
+    record(title, lines)
     await app.state.engine.dispose()
 
 
@@ -446,6 +467,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1_000_000)
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=300)
+    add_scale_db_option(parser)
     parser.add_argument("--skip-fts5", action="store_true", help="skip the FTS5 comparison")
     DATA.mkdir(parents=True, exist_ok=True)
     asyncio.run(run(parser.parse_args()))

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
+import base64
+import hashlib
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -79,3 +83,57 @@ def laowu_env(url: str, data_key: str, var_dir: str) -> dict[str, str]:
 
 def laowu_command() -> str:
     return str(Path(sys.executable).with_name("laowu"))
+
+
+# The data key of the Chongqing-scale databases the benchmarks generate and share
+# (bench/bench_scale_data.py): fixed, so any benchmark (or `laowu serve` with
+# LAOWU_DATA_KEY set to it) can read their encrypted columns. Never a production key.
+SCALE_DATA_KEY = (
+    base64.urlsafe_b64encode(hashlib.sha256(b"laowu-scale").digest()).decode().rstrip("=")
+)
+SCALE_SQLITE = "/work/scale/chongqing.sqlite"
+SCALE_PG_NAME = "laowu_chongqing"
+
+
+def load_average() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} / {five:.2f} / {fifteen:.2f} (1 / 5 / 15 min)"
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def add_scale_db_option(parser: argparse.ArgumentParser) -> None:
+    """``--scale-db URL``: measure against an already generated Chongqing-scale
+    database (bench/bench_scale_data.py) instead of generating a smaller data set.
+    ``sqlite`` and ``postgresql`` are short for the shared ones."""
+    parser.add_argument(
+        "--scale-db",
+        default=None,
+        metavar="URL",
+        help="an already generated Chongqing-scale database (bench/bench_scale_data.py); "
+        f"'sqlite' = {SCALE_SQLITE}, 'postgresql' = database {SCALE_PG_NAME}",
+    )
+
+
+def scale_db_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if value == "sqlite":
+        return f"sqlite+aiosqlite:///{SCALE_SQLITE}"
+    if value in ("postgresql", "pg"):
+        return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{SCALE_PG_NAME}"
+    return value
+
+
+def db_name(url: str) -> str:
+    return "PostgreSQL" if url.startswith("postgresql") else "SQLite"
+
+
+def db_label(url: str) -> str:
+    """The database of ``url`` without credentials: a path or host/name."""
+    return url.split("@")[-1] if url.startswith("postgresql") else url.split("///")[-1]

@@ -277,11 +277,33 @@ def keys_rotate(batch_size: int) -> None:
 
 @main.command()
 @click.option("--seed", default=20261127, show_default=True)
+@click.option(
+    "--scale",
+    "scale_name",
+    type=click.Choice(["chongqing", "tiny"]),
+    default=None,
+    help="生成整市规模数据（chongqing：1.2 万经纪人、300 万劳动者、100 万任务及其资金）"
+    "而不是演示数据；tiny 为测试用的小规模",
+)
+@click.option(
+    "--scale-factor",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="各项数量乘以此系数（配合 --scale）",
+)
+@click.option("--check/--no-check", default=True, show_default=True, help="生成后核对账本")
 @friendly
-def demo(seed: int) -> None:
-    """载入演示数据（可重复执行）并打印演示账号。"""
+def demo(seed: int, scale_name: str | None, scale_factor: float, check: bool) -> None:
+    """载入演示数据（可重复执行）并打印演示账号；--scale 生成整市规模数据。"""
     from marketplace.demo import DEMO_PASSWORD
     from web.demo import load_all
+
+    if scale_name is not None:
+        _demo_scale(scale_name, scale_factor, check)
+        return
+    if scale_factor != 1.0:
+        raise click.UsageError("--scale-factor 需要与 --scale 一起使用")
 
     async def run(settings: Settings) -> list[tuple[str, str, str, str | None]]:
         engine = create_engine(settings.db.url)
@@ -300,6 +322,47 @@ def demo(seed: int) -> None:
     for username, role, region, totp_secret in logins:
         extra = f"  动态验证码密钥 {totp_secret}" if totp_secret else ""
         click.echo(f"  {username:<22} {role:<17} {region}{extra}")
+
+
+def _demo_scale(scale_name: str, factor: float, check: bool) -> None:
+    from marketplace.demo import DEMO_PASSWORD
+    from web.scale.check import check_ledger
+    from web.scale.generate import generate
+    from web.scale.plan import SCALES
+
+    scale = SCALES[scale_name] if factor == 1.0 else SCALES[scale_name].times(factor)
+
+    async def run(settings: Settings) -> None:
+        if settings.db.url.startswith("sqlite"):
+            Path(settings.db.url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+        click.echo(
+            f"生成 {scale.name} 规模数据：经纪人 {scale.brokers:,}，劳动者 {scale.workers:,}，"
+            f"单位 {scale.organizations:,}，岗位 {scale.jobs:,}，任务 {scale.tasks:,}"
+        )
+        report = await generate(
+            settings.db.url, scale, settings.security.cipher(), progress=click.echo
+        )
+        click.echo(f"合计用时 {report.seconds:.1f} 秒，内存峰值 {report.peak_rss_mb:.0f} MB")
+        if not check:
+            return
+        engine = create_engine(settings.db.url)
+        try:
+            async with engine.connect() as conn:
+                result = await check_ledger(conn)
+        finally:
+            await engine.dispose()
+        if not result.ok:
+            raise CliError("账本核对未通过：" + "；".join(result.problems()))
+        click.echo(
+            f"账本核对通过：{result.entries:,} 笔分录、{result.postings:,} 条过账，"
+            f"借贷相等（各 {result.debits_fen / 100:,.2f} 元），余额与过账一致，无透支"
+        )
+        click.echo(
+            f"经纪人账号 b00001…b{scale.brokers:05d}，管理员 city_admin，密码均为 {DEMO_PASSWORD}；"
+            "搜索索引请运行 laowu index rebuild"
+        )
+
+    _run(run)
 
 
 @main.command()
