@@ -25,7 +25,7 @@ from litestar.testing import AsyncTestClient
 from openpyxl import load_workbook
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from billing import fees, reconciliation
+from billing import fee_webhooks, fees, reconciliation
 from billing.stripe import StripeClient
 from marketplace.access import SYSTEM
 from marketplace.clock import SHANGHAI
@@ -126,7 +126,7 @@ async def _fee_due(session: AsyncSession, placement_id: int, amount: int) -> Non
 
 async def _book(session: AsyncSession, intent: dict[str, Any]) -> None:
     """What the signed ``payment_intent.succeeded`` webhook does."""
-    outcome = await fees.handle_event(
+    outcome = await fee_webhooks.handle_event(
         session,
         event={"id": f"evt_{intent['id']}", "type": "payment_intent.succeeded",
                "created": int(time.time()), "data": {"object": intent}},

@@ -311,4 +311,4 @@ async def test_a_database_busy_past_its_timeout_is_503_to_retry(
         "/api/v1/task-types", json={"code": "x_busy", "name": "测试"}, headers=headers
     )
     assert "稍后重试" in refusal(response, 503)["detail"]
-    assert response.headers["retry-after"] == "5"
+    assert int(response.headers["retry-after"]) >= 1  # seconds until a retry may succeed
