@@ -8,10 +8,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -31,6 +27,7 @@ from marketplace.access import SYSTEM
 from marketplace.clock import SHANGHAI
 from marketplace.db import unit_of_work
 from marketplace.events import OutboxEvent, emit
+from tests.billing import localstripe_server
 from tests.billing.helpers import CONFIG
 from tests.conftest import YUZHONG
 from web.settings import Settings, StripeSettings
@@ -39,37 +36,11 @@ ROOT = Path(__file__).resolve().parents[2]
 KEY = "sk_test_laowu"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def localstripe() -> Iterator[str]:
     """A fresh localstripe per test: its balance transactions are this test's only."""
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.billing.localstripe_server", str(port)],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    pytest.fail("localstripe did not start")
-                time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with localstripe_server.running() as url:
+        yield url
 
 
 @pytest.fixture

@@ -7,10 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -31,6 +27,7 @@ from marketplace.db import unit_of_work
 from marketplace.dispatcher import drain
 from marketplace.events import emit
 from marketplace.organizations.models import Organization, OrganizationMember
+from tests.billing import localstripe_server
 from tests.billing.conftest import make_broker
 from tests.conftest import YUZHONG
 from web.settings import Settings, StripeSettings
@@ -41,36 +38,10 @@ SECRET = "whsec_laowu_test"
 KEY = "sk_test_laowu"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def localstripe() -> Iterator[str]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.billing.localstripe_server", str(port)],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    pytest.fail("localstripe did not start")
-                time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with localstripe_server.running() as url:
+        yield url
 
 
 @pytest.fixture
@@ -112,7 +83,7 @@ async def test_fee_paid_booked_once_refunded_and_reconciled(
     receiver.router.add_post("/hook", inbox.handle)
     runner = web.AppRunner(receiver)
     await runner.setup()
-    port = _free_port()
+    port = localstripe_server.free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     stripe = httpx.AsyncClient(base_url=localstripe, auth=(KEY, ""))
     try:
