@@ -32,16 +32,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import select
-from sqlmodel import col
 
 from bench.common import record
-from marketplace.brokers.models import Broker
 from marketplace.crypto import DataCipher, decode_key, new_data_key
-from marketplace.db import create_engine, session_factory, unit_of_work
-from marketplace.regions.models import Region, RegionLevel
+from marketplace.db import create_engine, session_factory
 from tests.conftest import _build_template, _pg_admin, _with_database
-from tests.resilience.conftest import YUZHONG, Scene
+from tests.resilience.conftest import Scene, drill_broker
 from tests.resilience.harness import Outcome, env_for
 from tests.resilience.test_import_faults import drill_cli_import
 from tests.resilience.test_index_faults import drill_index
@@ -76,31 +72,14 @@ async def _scene(url: str, var_dir: Path, data_key: str) -> tuple[Scene, Any]:
     await _build_template(url)
     engine = create_engine(url, pooled=False)
     sessions = session_factory(engine)
-    async with unit_of_work(sessions) as session:
-        villages = list(
-            (
-                await session.execute(
-                    select(col(Region.code))
-                    .where(
-                        col(Region.level) == RegionLevel.village,
-                        col(Region.code).startswith(YUZHONG),
-                    )
-                    .order_by(col(Region.code))
-                    .limit(20)
-                )
-            ).scalars()
-        )
-        broker = Broker(name="演练经纪人", village_code=villages[0])
-        session.add(broker)
-        await session.flush()
-        assert broker.id is not None
+    broker_id, villages = await drill_broker(sessions)
     scene = Scene(
         url=url,
         var_dir=var_dir,
         env=env_for(url, var_dir, data_key),
         sessions=sessions,
         cipher=DataCipher(decode_key(data_key)),
-        broker_id=broker.id,
+        broker_id=broker_id,
         villages=villages,
     )
     return scene, engine

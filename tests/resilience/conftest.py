@@ -33,10 +33,8 @@ class Scene:
     villages: list[str]
 
 
-@pytest.fixture
-async def scene(db_url: str, tmp_path: Path, cipher: DataCipher) -> AsyncIterator[Scene]:
-    engine = create_engine(db_url, pooled=False)
-    sessions = session_factory(engine)
+async def drill_broker(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, list[str]]:
+    """The drills' broker, in the first of 20 villages of 渝中区 (all 20 returned)."""
     async with unit_of_work(sessions) as session:
         villages = list(
             (
@@ -55,7 +53,14 @@ async def scene(db_url: str, tmp_path: Path, cipher: DataCipher) -> AsyncIterato
         session.add(broker)
         await session.flush()
         assert broker.id is not None
-        broker_id = broker.id
+        return broker.id, villages
+
+
+@pytest.fixture
+async def scene(db_url: str, tmp_path: Path, cipher: DataCipher) -> AsyncIterator[Scene]:
+    engine = create_engine(db_url, pooled=False)
+    sessions = session_factory(engine)
+    broker_id, villages = await drill_broker(sessions)
     var_dir = tmp_path / "var"
     var_dir.mkdir()
     yield Scene(
