@@ -15,7 +15,7 @@ import os
 import random
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -78,9 +78,12 @@ async def run_until_done(
     outcome: Outcome,
     label: str,
     limit: float = 120.0,
+    armed: Callable[[], Awaitable[bool]] | None = None,
 ) -> str:
     """Run ``argv`` again and again, killing the first ``kills`` runs after a random
-    delay in ``window`` seconds; returns the stdout of the run that finished (exit 0)."""
+    delay in ``window`` seconds; returns the stdout of the run that finished (exit 0).
+    With ``armed``, the delay counts from when ``armed()`` first answers True (polled):
+    a kill tied to the run's progress lands mid-work on a fast machine and a slow one."""
     attempt = 0
     while True:
         proc = await asyncio.create_subprocess_exec(
@@ -91,14 +94,22 @@ async def run_until_done(
             stderr=asyncio.subprocess.PIPE,
         )
         delay = rng.uniform(*window) if attempt < kills else None
+        talk = asyncio.ensure_future(proc.communicate())
         try:
-            out, err = await asyncio.wait_for(proc.communicate(), timeout=delay or limit)
+            if delay is not None and armed is not None:
+                started = asyncio.get_running_loop().time()
+                while not talk.done() and not await armed():
+                    if asyncio.get_running_loop().time() - started > limit:
+                        break
+                    await asyncio.sleep(0.02)
+            out, err = await asyncio.wait_for(asyncio.shield(talk), timeout=delay or limit)
         except TimeoutError:
             if delay is None:
                 proc.kill()
+                await talk
                 raise
             proc.send_signal(signal.SIGKILL)
-            await proc.wait()
+            await talk
             outcome.kills.append(f"{label} at {delay:.2f} s")
             print(outcome.kills[-1], flush=True)
             attempt += 1

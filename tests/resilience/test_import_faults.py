@@ -8,6 +8,10 @@ from __future__ import annotations
 import asyncio
 import random
 
+from sqlalchemy import func, select
+from sqlmodel import col
+
+from marketplace.workers.models import Worker
 from tests.resilience.conftest import Scene
 from tests.resilience.harness import (
     Daemon,
@@ -24,7 +28,20 @@ from tests.resilience.harness import (
 )
 
 SEED = 20261128
-ROWS = 500
+ROWS = 2_000
+
+
+async def _registered(scene: Scene) -> int:
+    async with scene.sessions() as session:
+        return int(
+            (
+                await session.execute(
+                    select(func.count())
+                    .select_from(Worker)
+                    .where(col(Worker.broker_id) == scene.broker_id)
+                )
+            ).scalar_one()
+        )
 
 
 async def drill_cli_import(
@@ -38,6 +55,16 @@ async def drill_cli_import(
     )
     stop = asyncio.Event()
     chaos = asyncio.create_task(worker.chaos(rng, outcome, "laowu worker", stop, every=2.0))
+    seen = [await _registered(scene)]
+
+    async def armed() -> bool:
+        """A batch of this run has been committed: a kill now lands mid-import."""
+        now = await _registered(scene)
+        if now > seen[-1]:
+            seen.append(now)
+            return True
+        return False
+
     try:
         await run_until_done(
             [
@@ -53,9 +80,10 @@ async def drill_cli_import(
             scene.env,
             rng,
             kills=kills,
-            window=(1.5, 4.0),
+            window=(0.0, 0.15),
             outcome=outcome,
             label="workers import",
+            armed=armed,
         )
         # The finished run's second pass over the file changes nothing.
         again = await laowu_once(
