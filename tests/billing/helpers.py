@@ -14,6 +14,7 @@ from billing.ledger.models import EntryStatus, LedgerAccount, LedgerEntry, Ledge
 from billing.models import FundPool
 from marketplace.access import Actor
 from marketplace.db import unit_of_work
+from marketplace.organizations.models import Organization, OrganizationMember
 
 CONFIG = BillingConfig(approval_threshold_fen=10**12, payable_after_days=30)
 
@@ -86,3 +87,23 @@ async def check_ledger_invariants(session: AsyncSession) -> None:
         assert account.balance_fen == total, account.code
         if account.no_overdraft:
             assert account.balance_fen >= 0, account.code
+
+
+async def employer_of(
+    session: AsyncSession, user_id: int, *, name: str, credit_code: str
+) -> Organization:
+    """A verified employer in 渝中区 with ``user_id`` as its member: who owes a fee."""
+    org = Organization(
+        kind="employer",
+        name=name,
+        credit_code=credit_code,
+        contact_name="王经理",
+        contact_phone="023-63000000",
+        address="渝中区",
+        region_code="500103",
+        status="verified",
+    )
+    session.add(org)
+    await session.flush()
+    session.add(OrganizationMember(organization_id=org.id or 0, user_id=user_id))
+    return org

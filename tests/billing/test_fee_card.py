@@ -25,7 +25,7 @@ from billing.ledger import service as ledger
 from billing.models import MarketFee
 from billing.stripe import sign
 from marketplace.db import unit_of_work
-from marketplace.organizations.models import Organization, OrganizationMember
+from tests.billing.helpers import employer_of
 from tests.billing.localstripe_server import running
 from tests.conftest import YUZHONG
 from tests.web.test_pages import _csrf, page_login
@@ -67,19 +67,12 @@ async def _employer_with_fees(
 ) -> Any:
     account = await make_account("employer", YUZHONG)
     async with unit_of_work(sessions) as session:
-        org = Organization(
-            kind="employer",
+        org = await employer_of(
+            session,
+            account.id,
             name=f"渝中建工{fees[0][0]}",
             credit_code=f"91500103MA5C{fees[0][0]:06d}",
-            contact_name="王经理",
-            contact_phone="023-63000000",
-            address="渝中区",
-            region_code=YUZHONG,
-            status="verified",
         )
-        session.add(org)
-        await session.flush()
-        session.add(OrganizationMember(organization_id=org.id or 0, user_id=account.id))
         for placement_id, amount in fees:
             session.add(
                 MarketFee(placement_id=placement_id, organization_id=org.id, amount_fen=amount)

@@ -33,8 +33,8 @@ from marketplace.audit.models import AuditEntry
 from marketplace.db import unit_of_work
 from marketplace.dispatcher import drain
 from marketplace.events import emit
-from marketplace.organizations.models import Organization, OrganizationMember
 from tests.billing.conftest import make_broker
+from tests.billing.helpers import employer_of
 from tests.billing.localstripe_server import running
 from tests.conftest import YUZHONG
 from web.settings import Settings, StripeSettings
@@ -96,19 +96,12 @@ async def _paid_fee(
     finance = await login(await make_account("finance", "50"))
     broker = await make_broker(sessions)
     async with unit_of_work(sessions) as session:
-        org = Organization(
-            kind="employer",
+        org = await employer_of(
+            session,
+            employer_account.id,
             name=f"渝中建工{placement_id}",
             credit_code=f"91500103MA5U{placement_id:06d}",
-            contact_name="王经理",
-            contact_phone="023-63000000",
-            address="渝中区",
-            region_code=YUZHONG,
-            status="verified",
         )
-        session.add(org)
-        await session.flush()
-        session.add(OrganizationMember(organization_id=org.id or 0, user_id=employer_account.id))
         await emit(
             session,
             "placement.confirmed",

@@ -28,7 +28,7 @@ from marketplace.accounts import service as accounts
 from marketplace.accounts.models import UserCreate
 from marketplace.crypto import DataCipher, decode_key
 from marketplace.db import create_engine, session_factory, unit_of_work
-from marketplace.organizations.models import Organization, OrganizationMember
+from tests.billing.helpers import employer_of
 from tests.billing.localstripe_server import running
 from tests.browser.conftest import LiveServer, Login, _prepare
 from tests.browser.test_coverage_journey import _log_in, _no_horizontal_scroll, _shot
@@ -68,19 +68,9 @@ async def _seed(url: str) -> Login:
                     password=PASSWORD,
                 ),
             )
-            org = Organization(
-                kind="employer",
-                name="渝中建工",
-                credit_code="91500103MA5UPAY001",
-                contact_name="王经理",
-                contact_phone="023-63000000",
-                address="渝中区",
-                region_code=YUZHONG,
-                status="verified",
+            org = await employer_of(
+                session, user.id, name="渝中建工", credit_code="91500103MA5UPAY001"
             )
-            session.add(org)
-            await session.flush()
-            session.add(OrganizationMember(organization_id=org.id or 0, user_id=user.id))
             for placement_id, amount in FEES.values():
                 session.add(
                     MarketFee(placement_id=placement_id, organization_id=org.id, amount_fen=amount)

@@ -26,9 +26,9 @@ from billing.stripe import StripeClient, sign
 from marketplace.db import unit_of_work
 from marketplace.dispatcher import drain
 from marketplace.events import emit
-from marketplace.organizations.models import Organization, OrganizationMember
 from tests.billing import localstripe_server
 from tests.billing.conftest import make_broker
+from tests.billing.helpers import employer_of
 from tests.conftest import YUZHONG
 from web.settings import Settings, StripeSettings
 
@@ -116,19 +116,9 @@ async def _journey(
     broker = await make_broker(sessions)
     async with unit_of_work(sessions) as session:
         # The paying employer's organisation: the fee is its to pay, nobody else's.
-        org = Organization(
-            kind="employer",
-            name="渝中建工",
-            credit_code="91500103MA5UFEE001",
-            contact_name="王经理",
-            contact_phone="023-63000000",
-            address="渝中区",
-            region_code=YUZHONG,
-            status="verified",
+        org = await employer_of(
+            session, employer_account.id, name="渝中建工", credit_code="91500103MA5UFEE001"
         )
-        session.add(org)
-        await session.flush()
-        session.add(OrganizationMember(organization_id=org.id or 0, user_id=employer_account.id))
         await emit(
             session,
             "placement.confirmed",
