@@ -97,7 +97,10 @@ async def test_job_commits_progress_per_batch_and_stores_the_report(
     assert job.errors == [{"row": 4, "column": "手机号", "message": job.errors[0]["message"]}]
     assert job.finished_at is not None
     assert not path.exists()  # the uploaded copy (personal data) is gone
-    assert (2, 2, 0) in seen  # the first batch was visible before the import ended
+    # A batch was visible before the import ended, and progress moves by whole batches
+    # (which batch the poll catches depends on scheduling).
+    assert any(done < 5 for done, _, _ in seen), seen
+    assert {done for done, _, _ in seen} <= {2, 4, 5}, seen
     assert max(s[0] for s in seen) == 5
     async with sessions() as session:
         # One history row per created record, holding all its initial values.
