@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import random
@@ -59,6 +60,7 @@ from bench.common import laowu_command, percentiles, record
 from marketplace.accounts.models import AuthSession
 from marketplace.accounts.service import hash_token
 from marketplace.brokers.models import Broker
+from marketplace.crypto import DataCipher, decode_key
 from marketplace.db import create_engine, is_sqlite, session_factory, unit_of_work
 from marketplace.regions.models import Region
 from marketplace.tasks.models import (
@@ -68,6 +70,7 @@ from marketplace.tasks.models import (
     TaskSubmission,
     TaskType,
 )
+from web.scale.generate import Others
 
 ROOT = Path(__file__).resolve().parent.parent
 MIX_LUA = Path(__file__).resolve().parent / "load" / "mix.lua"
@@ -192,6 +195,22 @@ async def _staff_every_village(url: str) -> None:
         await engine.dispose()
 
 
+def _demo_rows(url: str, var_dir: Path) -> Others:
+    """The demo's workers, organisations and jobs, counted once before the generator
+    first runs and kept in ``var_dir``, so an interrupted generation resumes where it
+    stopped (the generator counts past these rows)."""
+    saved = var_dir / "demo-rows.json"
+    if saved.exists():
+        return Others(**json.loads(saved.read_text()))
+    others = Others(
+        workers=asyncio.run(_count(url, "SELECT count(*) FROM worker")),
+        organizations=asyncio.run(_count(url, "SELECT count(*) FROM organization")),
+        jobs=asyncio.run(_count(url, "SELECT count(*) FROM job")),
+    )
+    saved.write_text(json.dumps(dataclasses.asdict(others)))
+    return others
+
+
 def build_default(url: str, data_key: str, var_dir: Path, workers: int, jobs: int) -> None:
     """Migrate, regions, demo, generated workers and jobs, search index, candidates.
     Each step is idempotent; a database that has them all is left as it is."""
@@ -210,8 +229,19 @@ def build_default(url: str, data_key: str, var_dir: Path, workers: int, jobs: in
     _laowu(env, "demo")
     if asyncio.run(_count(url, "SELECT count(*) FROM worker")) < workers:
         asyncio.run(_staff_every_village(url))
+        others = _demo_rows(url, var_dir)
         started = time.perf_counter()
-        counts = asyncio.run(scale_data.generate(url, workers=workers, jobs=jobs, seed=9))
+        counts = asyncio.run(
+            scale_data.generate(
+                url,
+                workers=workers,
+                jobs=jobs,
+                seed=9,
+                # under the server's key: the demo's workers and these are read alike
+                cipher=DataCipher(decode_key(data_key)),
+                others=others,
+            )
+        )
         print(f"  generated {counts} in {time.perf_counter() - started:.1f} s", flush=True)
         _laowu(env, "index", "rebuild")
         _laowu(env, "matching", "rebuild")
@@ -798,7 +828,33 @@ def warm_up(server: Server, fx: Fixtures) -> None:
             _, path, headers, _ = _read(kind.name, rng, fx)
             status = _get(server.port, path, headers)
             if status not in kind.expect and status // 100 != 3:
-                raise RuntimeError(f"warm-up: {kind.name} GET {path} answered {status}")
+                raise RuntimeError(
+                    f"warm-up: {kind.name} GET {path} answered {status}; "
+                    f"the server's log ends:\n{server.log.read_text()[-4000:]}"
+                )
+
+
+def cost_per_kind(server: Server, fx: Fixtures, n: int) -> list[str]:
+    """Server CPU per request of each read kind, ``n`` requests one at a time (the
+    client waits for each answer, so nothing queues), and the mix's weighted mean."""
+    rng = random.Random(2)
+    pids = server.workers()
+    lines, weighted, weights = [], 0.0, 0
+    for kind in MIX:
+        if not _available(kind, fx) or kind.name in POOLED or kind.name == "employer.post":
+            continue
+        before = sum(_cpu_seconds(p) for p in pids)
+        started = time.perf_counter()
+        for _ in range(n):
+            _, path, headers, _ = _read(kind.name, rng, fx)
+            _get(server.port, path, headers)
+        wall = (time.perf_counter() - started) / n * 1000
+        cpu = (sum(_cpu_seconds(p) for p in pids) - before) / n * 1000
+        weighted += cpu * kind.weight
+        weights += kind.weight
+        lines.append(f"  {kind.name:32s} server CPU {cpu:6.1f} ms, wall {wall:6.1f} ms")
+    lines.append(f"  weighted by the mix (reads only): {weighted / weights:.1f} ms CPU a request")
+    return lines
 
 
 @dataclass
@@ -1076,6 +1132,14 @@ def main() -> int:
     parser.add_argument("--accounts", type=int, default=50, help="accounts per role")
     parser.add_argument("--no-record", action="store_true", help="print, do not append")
     parser.add_argument(
+        "--cost",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead of the load: N requests of each read kind one at a time, and the "
+        "server's CPU per request of each kind (what the mix's throughput is made of)",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="py-spy the server during each run (collapsed stacks in --data-dir)",
@@ -1123,6 +1187,9 @@ def main() -> int:
             server = start_server(env, processes, tmp)
             try:
                 warm_up(server, fx)
+                if args.cost:
+                    print("\n".join(cost_per_kind(server, fx, args.cost)), flush=True)
+                    continue
                 profile = (
                     args.data_dir / f"profile-{label}-{processes}.txt" if args.profile else None
                 )

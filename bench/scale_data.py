@@ -27,6 +27,7 @@ from marketplace.jobs.models import Job
 from marketplace.organizations.models import Organization
 from marketplace.workers.models import Worker
 from web.scale import generate as scale
+from web.scale.generate import Others
 from web.scale.plan import Scale
 
 VILLAGES = 11_270
@@ -73,8 +74,10 @@ async def generate(
     jobs: int = 100_000,
     seed: int = 5,
     cipher: DataCipher | None = None,
+    others: Others = Others(),
 ) -> Counts:
-    """Fill ``url`` with brokers (one per village), workers, organisations and jobs."""
+    """Fill ``url`` with brokers (one per village), workers, organisations and jobs;
+    ``others`` counts the rows that were there before and are not the generator's."""
     size = Scale(
         f"bench-{seed}",
         brokers=VILLAGES,
@@ -89,5 +92,6 @@ async def generate(
         size,
         cipher or DataCipher(decode_key(SCALE_DATA_KEY)),
         parts=("accounts", "workers", "organizations", "jobs"),
+        others=others,
     )
     return await counts(url)

@@ -4,6 +4,7 @@ the ledger balances, the accounts log in, the API serves it (tiny scale, both DB
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import date
 
 import pyotp
@@ -33,7 +34,7 @@ from marketplace.workers.records import CTX_ID
 from tests.web.test_cli import db_env, env, run  # noqa: F401  (fixtures)
 from web import cli
 from web.scale.check import check_ledger
-from web.scale.generate import broker_village_plan, generate, resident_id
+from web.scale.generate import Others, broker_village_plan, generate, resident_id
 from web.scale.plan import SCALES
 
 TINY = SCALES["tiny"]
@@ -197,3 +198,21 @@ def test_scale_factor_needs_a_scale(env: dict[str, str]) -> None:  # noqa: F811
     result = CliRunner().invoke(cli.main, ["demo", "--scale-factor", "2"])
     assert result.exit_code != 0
     assert "--scale-factor 需要与 --scale 一起使用" in result.output
+
+
+async def test_generating_beside_other_workers_skips_registered_id_numbers(
+    db_url: str, cipher: DataCipher
+) -> None:
+    """bench_load loads the demo first, then generates past the demo's rows: an ID
+    number the register already holds is skipped, and a second run adds nobody."""
+    parts = ("accounts", "workers")
+    await generate(db_url, TINY, cipher, parts=parts)
+    first = await _count(db_url, Worker)
+    # Another seed draws other villages for the same ID-number slots: some numbers
+    # (the same district and slot) are already registered.
+    other = dataclasses.replace(TINY, name="tiny-other", seed=TINY.seed + 1)
+    await generate(db_url, other, cipher, parts=parts, others=Others(workers=first))
+    second = await _count(db_url, Worker)
+    assert first < second < first + other.workers
+    await generate(db_url, other, cipher, parts=parts, others=Others(workers=first))
+    assert await _count(db_url, Worker) == second

@@ -423,19 +423,47 @@ def worker_rows(scale: Scale, world: World, cipher: DataCipher, start_block: int
         yield rows
 
 
+@dataclass(frozen=True)
+class Others:
+    """Rows that were in the database before the generator began and are not its own
+    (a benchmark that loads ``laowu demo`` first): the generator counts past them when
+    it decides what is still to be written."""
+
+    workers: int = 0
+    organizations: int = 0
+    jobs: int = 0
+
+
+async def _unregistered(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    taken: set[str] = set()
+    hashes = [r["id_number_hash"] for r in rows]
+    for start in range(0, len(hashes), 5_000):
+        chunk = hashes[start : start + 5_000]
+        found = await conn.execute(
+            select(col(Worker.id_number_hash)).where(col(Worker.id_number_hash).in_(chunk))
+        )
+        taken.update(found.scalars())
+    return [r for r in rows if r["id_number_hash"] not in taken]
+
+
 async def _workers(
-    engine: AsyncEngine, scale: Scale, world: World, cipher: DataCipher
+    engine: AsyncEngine, scale: Scale, world: World, cipher: DataCipher, others: Others
 ) -> int | None:
     async with engine.connect() as conn:
-        have = await count(conn, Worker)
+        have = await count(conn, Worker) - others.workers
         if have >= scale.workers:
             return None
-        if have % BLOCK and have != 0:
+        if have % BLOCK and have != 0 and not others.workers:
             raise RuntimeError(f"worker 表已有 {have} 行（不是整块）：请在新数据库上生成")
         sink = Sink(conn)
         written = 0
         for rows in worker_rows(scale, world, cipher, have // BLOCK):
             await begin(conn)
+            if others.workers:
+                # Beside other rows a generated ID number may already be registered
+                # (and a block may be written again on resume): skip those, as the
+                # demo does.
+                rows = await _unregistered(conn, rows)
             await sink.write(Worker.__table__, rows)  # type: ignore[attr-defined]
             await conn.commit()
             written += len(rows)
@@ -445,9 +473,11 @@ async def _workers(
 # --- organisations and jobs -------------------------------------------------------------
 
 
-async def _organizations(engine: AsyncEngine, scale: Scale, world: World) -> int | None:
+async def _organizations(
+    engine: AsyncEngine, scale: Scale, world: World, others: Others
+) -> int | None:
     async with engine.connect() as conn:
-        if await count(conn, Organization) >= scale.organizations:
+        if await count(conn, Organization) - others.organizations >= scale.organizations:
             return None
         rng = random.Random(f"{scale.seed}:organizations")
         rows = []
@@ -524,11 +554,12 @@ def job_rows(scale: Scale, world: World, organizations: list[int]) -> Any:
         }
 
 
-async def _jobs(engine: AsyncEngine, scale: Scale, world: World) -> int | None:
+async def _jobs(engine: AsyncEngine, scale: Scale, world: World, others: Others) -> int | None:
     async with engine.connect() as conn:
-        if await count(conn, Job) >= scale.jobs:
+        have = await count(conn, Job) - others.jobs
+        if have >= scale.jobs:
             return None
-        if await count(conn, Job) > 0:
+        if have > 0:
             raise RuntimeError("job 表已有部分数据：请在新数据库上生成")
         orgs = [
             int(o or 0)
@@ -689,6 +720,7 @@ async def generate(
         "placements",
         "tasks",
     ),
+    others: Others = Others(),
 ) -> Report:
     from web.scale import money
 
@@ -720,14 +752,17 @@ async def generate(
             raise RuntimeError("没有经纪人：先生成 accounts 部分")
         if "workers" in parts:
             await _timed(
-                report, "workers", progress, lambda: _workers(engine, scale, world, cipher)
+                report, "workers", progress, lambda: _workers(engine, scale, world, cipher, others)
             )
         if "organizations" in parts:
             await _timed(
-                report, "organizations", progress, lambda: _organizations(engine, scale, world)
+                report,
+                "organizations",
+                progress,
+                lambda: _organizations(engine, scale, world, others),
             )
         if "jobs" in parts:
-            await _timed(report, "jobs", progress, lambda: _jobs(engine, scale, world))
+            await _timed(report, "jobs", progress, lambda: _jobs(engine, scale, world, others))
         if "placements" in parts:
             await _timed(report, "placements", progress, lambda: _placements(engine, scale))
         if "tasks" in parts and scale.tasks:
