@@ -117,6 +117,9 @@ class ServiceTask(SQLModel, table=True):
     __table_args__ = (
         Index("ix_service_task_status_region", "status", "region_code"),
         Index("ix_service_task_broker_status", "broker_id", "status"),
+        # A broker's own tasks, newest first, read from the index alone: without it
+        # SQLite walked the whole table backwards by id to find a broker's few.
+        Index("ix_service_task_broker_id", "broker_id", "id"),
         Index("ix_service_task_district_period", "district_code", "period"),
     )
 
