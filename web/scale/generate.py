@@ -442,7 +442,7 @@ async def _unregistered(conn: AsyncConnection, rows: list[dict[str, Any]]) -> li
         found = await conn.execute(
             select(col(Worker.id_number_hash)).where(col(Worker.id_number_hash).in_(chunk))
         )
-        taken.update(found.scalars())
+        taken.update(h for h in found.scalars() if h is not None)
     return [r for r in rows if r["id_number_hash"] not in taken]
 
 
