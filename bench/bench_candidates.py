@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pyotp
-from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select
 from sqlmodel import col
 
@@ -33,6 +33,7 @@ from bench.common import (
     cpu_seconds,
     db_label,
     db_name,
+    in_loop_client,
     load_average,
     percentiles,
     record,
@@ -75,13 +76,13 @@ async def account(app: Any, role: str, region: str) -> tuple[int, dict[str, str]
     return user.id, body
 
 
-async def login(client: AsyncTestClient[Any], body: dict[str, Any]) -> dict[str, str]:
+async def login(client: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, str]:
     response = await client.post("/api/v1/auth/login", json=body)
     response.raise_for_status()
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
-async def timed(client: AsyncTestClient[Any], urls: list[str], headers: dict[str, str]) -> Any:
+async def timed(client: httpx.AsyncClient, urls: list[str], headers: dict[str, str]) -> Any:
     """Wall time and this process's CPU time (all its threads, the SQLite one too) per
     request: on a machine shared by eight developers the wall time mostly measures the
     wait for a core, the CPU time what a request costs."""
@@ -175,7 +176,7 @@ async def run(args: argparse.Namespace) -> None:
         if not args.skip_rebuild
         else f"candidate prefilter kept from an earlier run ({prefilter_rows:,} rows)",
     ]
-    async with AsyncTestClient(app=app) as client:
+    async with in_loop_client(app) as client:
         city = await login(client, city_body)
         broker = await login(client, broker_body)
         employer = await login(client, employer_body)

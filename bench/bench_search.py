@@ -27,8 +27,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import httpx
 import pyotp
-from litestar.testing import AsyncTestClient
 from sqlalchemy import select, update
 from sqlmodel import col
 
@@ -38,6 +38,7 @@ from bench.common import (
     cpu_seconds,
     db_label,
     db_name,
+    in_loop_client,
     load_average,
     percentiles,
     record,
@@ -99,7 +100,7 @@ async def rebuild(backend: EmbeddedBackend, settings: Settings, app: Any) -> dic
     }
 
 
-async def login(client: AsyncTestClient[Any], app: Any, role: str, region: str) -> dict[str, str]:
+async def login(client: httpx.AsyncClient, app: Any, role: str, region: str) -> dict[str, str]:
     name = f"bench_{role}_{int(time.time() * 1000) % 10**9}"
     async with unit_of_work(app.state.sessions) as session:
         _, uri = await accounts.create_user(
@@ -137,7 +138,7 @@ class TimedBackend:
         return getattr(self.inner, item)
 
 
-async def measure_http(client: AsyncTestClient[Any], app: Any, n: int) -> dict[str, Any]:
+async def measure_http(client: httpx.AsyncClient, app: Any, n: int) -> dict[str, Any]:
     rng = random.Random(11)
     officer = await login(client, app, "district_admin", DISTRICT)
     words = query_words(rng, n)
@@ -412,7 +413,7 @@ async def run(args: argparse.Namespace) -> None:
     rss_before = rss_mb()
     built = await rebuild(backend, settings, app)
     rss_after = rss_mb()
-    async with AsyncTestClient(app=app) as client:
+    async with in_loop_client(app) as client:
         http = await measure_http(client, app, args.queries)
     lag = await measure_lag(app)
     texts = await load_texts(app)

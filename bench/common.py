@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import hashlib
 import os
 import platform
@@ -11,8 +12,12 @@ import resource
 import statistics
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
@@ -137,3 +142,16 @@ def db_name(url: str) -> str:
 def db_label(url: str) -> str:
     """The database of ``url`` without credentials: a path or host/name."""
     return url.split("@")[-1] if url.startswith("postgresql") else url.split("///")[-1]
+
+
+@contextlib.asynccontextmanager
+async def in_loop_client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client that runs ``app`` (started and stopped with its lifespan) in the
+    caller's event loop. Litestar's test client runs the app in a thread of its own,
+    where connections that an asyncpg pool made in this loop cannot be used."""
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+    async with (
+        app.lifespan(),
+        httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client,
+    ):
+        yield client
