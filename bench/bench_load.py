@@ -195,6 +195,50 @@ async def _staff_every_village(url: str) -> None:
         await engine.dispose()
 
 
+async def add_employer_accounts(url: str, data_key: str, n: int) -> int:
+    """Employer accounts for a database that has none (the Chongqing-scale generator
+    makes organisations and jobs but no employer logins): one account each for up to
+    ``n`` verified employers with published jobs, as an organisation admin would add
+    them (``laowu users create`` and a membership)."""
+    from marketplace.access import SYSTEM
+    from marketplace.accounts import service as accounts
+    from marketplace.accounts.models import UserCreate
+    from marketplace.organizations.models import OrganizationMember
+
+    engine = create_engine(url, pooled=False)
+    cipher = DataCipher(decode_key(data_key))
+    try:
+        async with unit_of_work(session_factory(engine)) as session:
+            orgs = (
+                await session.execute(
+                    text(
+                        "SELECT o.id, o.region_code FROM organization o "
+                        "WHERE o.kind = 'employer' AND o.status = 'verified' AND EXISTS "
+                        "(SELECT 1 FROM job j WHERE j.organization_id = o.id "
+                        "AND j.status = 'published') ORDER BY o.id LIMIT :n"
+                    ),
+                    {"n": n},
+                )
+            ).all()
+            for org_id, region in orgs:
+                user, _ = await accounts.create_user(
+                    session=session,
+                    actor=SYSTEM,
+                    cipher=cipher,
+                    data=UserCreate(
+                        username=f"load_employer_{org_id}",
+                        display_name=f"招聘专员{org_id}",
+                        role="employer",
+                        region_code=region[:6],
+                        password=secrets.token_urlsafe(16),
+                    ),
+                )
+                session.add(OrganizationMember(organization_id=org_id, user_id=user.id))
+            return len(orgs)
+    finally:
+        await engine.dispose()
+
+
 def _demo_rows(url: str, var_dir: Path) -> Others:
     """The demo's workers, organisations and jobs, counted once before the generator
     first runs and kept in ``var_dir``, so an interrupted generation resumes where it
@@ -1177,6 +1221,10 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="laowu-load-") as tmp_name:
             tmp = Path(tmp_name)
             fx0 = asyncio.run(discover(url, args.accounts))
+            if not fx0.employers and asyncio.run(
+                add_employer_accounts(url, data_key, args.accounts)
+            ):
+                fx0 = asyncio.run(discover(url, args.accounts))
             districts = sorted({o.region_code for o in fx0.officers})
             added = asyncio.run(top_up_review_queue(url, districts, PENDING_PER_DISTRICT))
             fx = asyncio.run(discover(url, args.accounts)) if added else fx0
