@@ -6,6 +6,7 @@ from typing import Any
 
 from litestar import Request
 from litestar.response import Template
+from markupsafe import Markup
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,6 +41,17 @@ async def render(
         },
         status_code=status_code,
     )
+
+
+def render_fragment(request: Request[Any, Any, Any], name: str, **context: Any) -> Markup:
+    """A part of a page rendered on its own, escaped like any page, to be kept and put
+    into pages as ``{{ body }}`` (already safe, so not escaped again). It sees only
+    ``context``: nothing of the visitor (no CSRF token, no signed-in user)."""
+    engine = request.app.template_engine
+    if engine is None:
+        raise RuntimeError("no template engine configured")
+    html = engine.get_template(name).render(**context)  # autoescaped, as every page
+    return Markup(html)  # noqa: S704 (escaped by the template engine just above)
 
 
 def is_htmx(request: Request[Any, Any, Any]) -> bool:
