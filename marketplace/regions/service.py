@@ -150,6 +150,17 @@ async def get(*, session: AsyncSession, code: str) -> Region:
     return region
 
 
+async def names(*, session: AsyncSession, codes: Iterable[str]) -> dict[str, str]:
+    """The names of those of ``codes`` that exist, in one query."""
+    wanted = sorted(set(codes))
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(col(Region.code), col(Region.name)).where(col(Region.code).in_(wanted))
+    )
+    return {str(code): str(name) for code, name in rows.all()}
+
+
 async def tallies(*, session: AsyncSession, prefix: str, group_length: int) -> dict[str, Tally]:
     """Coverage tallies of every region of code length ``group_length`` inside ``prefix``.
 
