@@ -272,12 +272,14 @@ async def list_jobs(
     organization_id: int | None = None,
     region_code: str | None = None,
     queue: bool = False,
+    mine: Organization | None = None,
 ) -> tuple[list[Job], int]:
     """Organisation accounts list their own jobs; everyone else the jobs they may see.
     ``queue`` is the reviewer's list: waiting for review in their district, flagged
-    first, oldest first."""
+    first, oldest first. ``mine``: the actor's organisation, when the caller has
+    looked it up already (``organizations.organization_of``)."""
     require(actor, "job.view")
-    org = await orgs.organization_of(session, actor)
+    org = mine or await orgs.organization_of(session, actor)
     where: list[ColumnElement[bool]] = []
     order: list[Any] = [col(Job.id).desc()]
     if queue:
@@ -288,11 +290,13 @@ async def list_jobs(
         ]
         order = [col(Job.flagged).desc(), col(Job.submitted_at), col(Job.id)]
     elif not actor.is_system:
-        where.append(
-            scope.visible_where(
-                actor, org.id if org else None, own_only=actor.role in orgs.ORG_ROLES
-            )
-        )
+        own_only = actor.role in orgs.ORG_ROLES
+        where.append(scope.visible_where(actor, org.id if org else None, own_only=own_only))
+        if own_only:
+            # ``id + 0``: an organisation's few jobs are found by its two indexes and
+            # sorted; ordered by the bare key, SQLite walks every job newest first
+            # testing each (as the worker register, marketplace/workers/service.py).
+            order = [(col(Job.id) + 0).desc()]
     if status:
         where.append(col(Job.status) == status)
     if organization_id:

@@ -25,6 +25,7 @@ from marketplace.crypto import DataCipher
 from marketplace.errors import Conflict, Forbidden, Invalid
 from marketplace.events import emit
 from marketplace.regions.models import CITY_CODE, Region, RegionLevel
+from marketplace.regions.rules import prefix_bounds
 from marketplace.workers import records, rules, scope
 from marketplace.workers.identity import parse_mobile, parse_resident_id, require_working_age
 from marketplace.workers.models import (
@@ -538,7 +539,7 @@ def _within(prefix: str) -> Any:
     serves on both databases (``LIKE 'p%'`` is a full scan on SQLite, and on
     PostgreSQL under a non-C collation)."""
     column = col(Worker.hukou_village_code)
-    bounds = rules.prefix_bounds(prefix)
+    bounds = prefix_bounds(prefix)
     if bounds is None:
         return column.startswith(prefix, autoescape=True)
     low, high = bounds
