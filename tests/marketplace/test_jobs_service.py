@@ -301,3 +301,25 @@ async def test_expire_due_runs_once_per_job_and_day(world: World) -> None:
     tick = jobs.DailyExpiry()
     assert await tick.tick(world.sessions) == 0
     assert tick.done_for == TODAY
+
+
+@SQLITE
+async def test_an_organisation_lists_its_jobs_and_those_posted_for_it_newest_first(
+    world: World,
+) -> None:
+    first = await create(world, world.employer, posting(world.employer_org))
+    second = await create(world, world.employer, posting(world.employer_org, title="焊工"))
+    for_it = await create(world, world.agency, posting(world.employer_org, title="叉车工"))
+    async with world.sessions() as session:
+        mine = await orgs.organization_of(session, world.employer)
+        for known in (None, mine):  # looked up by the caller or by the list itself
+            listed, total = await jobs.list_jobs(
+                session=session, actor=world.employer, limit=10, offset=0, mine=known
+            )
+            assert ([j.id for j in listed], total) == ([for_it, second, first], 3)
+        page, _ = await jobs.list_jobs(session=session, actor=world.employer, limit=2, offset=1)
+        assert [j.id for j in page] == [second, first]
+        agency, total = await jobs.list_jobs(
+            session=session, actor=world.agency, limit=10, offset=0
+        )
+        assert ([j.id for j in agency], total) == ([for_it], 1)
