@@ -20,6 +20,7 @@ from marketplace.jobs import service as jobs
 from marketplace.jobs.models import (
     STATUS_LABELS,
     Job,
+    JobLine,
     JobPublic,
     JobStatus,
     JobUpdate,
@@ -67,7 +68,7 @@ def occupation_name(key: str | None) -> str:
     return found.name if found else ""
 
 
-def wage_text(job: JobPublic | Job) -> str:
+def wage_text(job: JobPublic | JobLine | Job) -> str:
     low, high = fen_to_yuan(job.wage_min_fen), fen_to_yuan(job.wage_max_fen)
     amount = low if low == high else f"{low}–{high}"
     return f"{amount} {UNIT_LABELS.get(job.wage_unit, '')}"
@@ -152,7 +153,7 @@ async def jobs_page(
     state = JobStatus(status) if status in STATUS_LABELS and not queue else None
     if not reviewer and mine is None and state is None:
         state = JobStatus.published
-    items, total = await jobs.list_jobs(
+    items, total = await jobs.list_lines(
         session=db,
         actor=actor,
         limit=page.limit,
