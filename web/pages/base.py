@@ -23,13 +23,16 @@ async def render(
     name: str,
     *,
     status_code: int = 200,
+    unread: int | None = None,
     **context: Any,
 ) -> Template:
-    """Render a page with the header's user and unread count filled in."""
+    """Render a page with the header's user and unread count filled in (``unread``:
+    the count, when the handler has read it already)."""
     principal = request.scope.get("user")
-    unread = 0
-    if isinstance(principal, Principal) and principal.user.id is not None:
-        unread = await inbox.unread_count(session=db, user_id=principal.user.id)
+    if unread is None:
+        unread = 0
+        if isinstance(principal, Principal) and principal.user.id is not None:
+            unread = await inbox.unread_count(session=db, user_id=principal.user.id)
     return Template(
         name,
         context={
