@@ -28,4 +28,5 @@ def as_utc(value: datetime) -> datetime:
 
 
 def local(value: datetime) -> datetime:
-    return as_utc(value).astimezone(SHANGHAI)
+    aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    return aware.astimezone(SHANGHAI)

@@ -6,12 +6,13 @@ authorised agency posted it. See docs/jobs.md for states, flags and the review.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
 from sqlalchemy import JSON, Index, Text
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 from marketplace.clock import utcnow
 from marketplace.db import UTCDateTime
@@ -92,6 +93,45 @@ class Job(SQLModel, table=True):
     closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+@dataclass(frozen=True)
+class JobLine:
+    """A row of the jobs page: what the list shows of a job (``service.list_lines``)."""
+
+    id: int
+    organization_id: int
+    title: str
+    status: str
+    flags: list[dict[str, Any]]
+    wage_min_fen: int
+    wage_max_fen: int
+    wage_unit: str
+    headcount: int
+    work_region_code: str
+    work_location_text: str | None
+    submitted_at: datetime | None
+    starts_on: date
+    ends_on: date | None
+
+
+# What a JobLine is read from, in the order of its fields.
+LINE_COLUMNS = (
+    col(Job.id),
+    col(Job.organization_id),
+    col(Job.title),
+    col(Job.status),
+    col(Job.flags),
+    col(Job.wage_min_fen),
+    col(Job.wage_max_fen),
+    col(Job.wage_unit),
+    col(Job.headcount),
+    col(Job.work_region_code),
+    col(Job.work_location_text),
+    col(Job.submitted_at),
+    col(Job.starts_on),
+    col(Job.ends_on),
+)
 
 
 # --- request and response schemas ------------------------------------------------------

@@ -26,11 +26,13 @@ from marketplace.errors import Conflict, Forbidden, Invalid, NotFound
 from marketplace.events import emit
 from marketplace.jobs import rules, scope
 from marketplace.jobs.models import (
+    LINE_COLUMNS,
     LIVE_STATUSES,
     STATUS_LABELS,
     FlagPublic,
     Job,
     JobCreate,
+    JobLine,
     JobPublic,
     JobStatus,
     JobUpdate,
@@ -272,12 +274,63 @@ async def list_jobs(
     organization_id: int | None = None,
     region_code: str | None = None,
     queue: bool = False,
+    mine: Organization | None = None,
 ) -> tuple[list[Job], int]:
     """Organisation accounts list their own jobs; everyone else the jobs they may see.
     ``queue`` is the reviewer's list: waiting for review in their district, flagged
-    first, oldest first."""
+    first, oldest first. ``mine``: the actor's organisation, when the caller has
+    looked it up already (``organizations.organization_of``)."""
+    where, order = await _listing(
+        session,
+        actor,
+        status=status,
+        organization_id=organization_id,
+        region_code=region_code,
+        queue=queue,
+        mine=mine,
+    )
+    total = await _count(session, where)
+    rows = await session.execute(
+        select(Job).where(*where).order_by(*order).limit(limit).offset(offset)
+    )
+    return list(rows.scalars()), total
+
+
+async def list_lines(
+    *,
+    session: AsyncSession,
+    actor: Actor,
+    limit: int,
+    offset: int,
+    status: JobStatus | None = None,
+    region_code: str | None = None,
+    queue: bool = False,
+    mine: Organization | None = None,
+) -> tuple[list[JobLine], int]:
+    """``list_jobs`` for the jobs page: only what its rows show (no records built)."""
+    where, order = await _listing(
+        session, actor, status=status, region_code=region_code, queue=queue, mine=mine
+    )
+    total = await _count(session, where)
+    rows = await session.execute(
+        select(*LINE_COLUMNS).where(*where).order_by(*order).limit(limit).offset(offset)
+    )
+    return [JobLine(*row) for row in rows.all()], total
+
+
+async def _listing(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    status: JobStatus | None = None,
+    organization_id: int | None = None,
+    region_code: str | None = None,
+    queue: bool = False,
+    mine: Organization | None = None,
+) -> tuple[list[ColumnElement[bool]], list[Any]]:
+    """The conditions and the order of a listing (see ``list_jobs``)."""
     require(actor, "job.view")
-    org = await orgs.organization_of(session, actor)
+    org = mine or await orgs.organization_of(session, actor)
     where: list[ColumnElement[bool]] = []
     order: list[Any] = [col(Job.id).desc()]
     if queue:
@@ -288,24 +341,27 @@ async def list_jobs(
         ]
         order = [col(Job.flagged).desc(), col(Job.submitted_at), col(Job.id)]
     elif not actor.is_system:
-        where.append(
-            scope.visible_where(
-                actor, org.id if org else None, own_only=actor.role in orgs.ORG_ROLES
-            )
-        )
+        own_only = actor.role in orgs.ORG_ROLES
+        where.append(scope.visible_where(actor, org.id if org else None, own_only=own_only))
+        if own_only:
+            # ``id + 0``: an organisation's few jobs are found by its two indexes and
+            # sorted; ordered by the bare key, SQLite walks every job newest first
+            # testing each (as the worker register, marketplace/workers/service.py).
+            order = [(col(Job.id) + 0).desc()]
     if status:
         where.append(col(Job.status) == status)
     if organization_id:
         where.append(col(Job.organization_id) == organization_id)
     if region_code:
         where.append(col(Job.work_region_code).startswith(region_code))
+    return where, order
+
+
+async def _count(session: AsyncSession, where: list[ColumnElement[bool]]) -> int:
     total = (
         await session.execute(select(func.count()).select_from(Job).where(*where))
     ).scalar_one()
-    rows = await session.execute(
-        select(Job).where(*where).order_by(*order).limit(limit).offset(offset)
-    )
-    return list(rows.scalars()), int(total)
+    return int(total)
 
 
 # --- writing ---------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -50,6 +50,30 @@ async def unread_count(*, session: AsyncSession, user_id: int) -> int:
             .where(col(Notification.user_id) == user_id, col(Notification.read_at).is_(None))
         )
     ).scalar_one()
+
+
+async def counts(*, session: AsyncSession, user_id: int) -> tuple[int, int]:
+    """How many messages the user has, and how many of them are unread: one query."""
+    total, unread = (
+        await session.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(case((col(Notification.read_at).is_(None), 1), else_=0)), 0),
+            ).where(col(Notification.user_id) == user_id)
+        )
+    ).one()
+    return int(total), int(unread)
+
+
+async def recent(*, session: AsyncSession, user_id: int, limit: int) -> list[Notification]:
+    """The user's newest messages, without counting them (``counts``)."""
+    rows = await session.execute(
+        select(Notification)
+        .where(col(Notification.user_id) == user_id)
+        .order_by(col(Notification.id).desc())
+        .limit(limit)
+    )
+    return list(rows.scalars())
 
 
 async def inbox(

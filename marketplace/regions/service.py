@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import csv
 import itertools
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from sqlalchemy import case, func, select, text
+from sqlalchemy import ColumnElement, case, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
 from marketplace import audit
@@ -28,7 +29,12 @@ from marketplace.regions.models import (
     RegionLevel,
     RegionPublic,
 )
-from marketplace.regions.rules import RESIDENTS_PER_EXTRA_BROKER, Tally, required_brokers
+from marketplace.regions.rules import (
+    RESIDENTS_PER_EXTRA_BROKER,
+    Tally,
+    prefix_bounds,
+    required_brokers,
+)
 
 LEVEL_ORDER = [RegionLevel.city, RegionLevel.district, RegionLevel.township, RegionLevel.village]
 CHILD_LEVEL = dict(itertools.pairwise(LEVEL_ORDER))
@@ -121,6 +127,7 @@ async def load(*, session: AsyncSession, rows: Iterable[RegionRow]) -> int:
     ordered = sorted(rows, key=lambda row: (LEVEL_ORDER.index(RegionLevel(row.level)), row.code))
     if not ordered:
         return 0
+    _names.clear()  # names may change (other processes see them within NAMES_SECONDS)
     await _check_parents(session, ordered)
     values = [row.values() for row in ordered]
     dialect = session.bind.dialect.name if session.bind else "sqlite"
@@ -150,6 +157,46 @@ async def get(*, session: AsyncSession, code: str) -> Region:
     return region
 
 
+# Region names change only when the tree is loaded again (``load``; from the CLI, in
+# another process). List pages name the regions of every row on every view, so each
+# process keeps the names it has read for NAMES_SECONDS (docs/coverage.md), per
+# database, bounded (the whole tree is ~12,000 regions).
+NAMES_SECONDS = 60.0
+NAMES_ENTRIES = 50_000
+_names: dict[tuple[str, str], tuple[float, str]] = {}
+
+
+def _database(session: AsyncSession) -> str:
+    bind = session.bind
+    engine = bind.engine if isinstance(bind, AsyncConnection) else bind
+    return "" if engine is None else str(engine.url)
+
+
+async def names(*, session: AsyncSession, codes: Iterable[str]) -> dict[str, str]:
+    """The names of those of ``codes`` that exist: what this process read in the last
+    NAMES_SECONDS, the rest in one query."""
+    database, now = _database(session), time.monotonic()
+    found: dict[str, str] = {}
+    wanted: list[str] = []
+    for code in sorted(set(codes)):
+        kept = _names.get((database, code))
+        if kept is not None and now - kept[0] < NAMES_SECONDS:
+            found[code] = kept[1]
+        else:
+            wanted.append(code)
+    if not wanted:
+        return found
+    rows = await session.execute(
+        select(col(Region.code), col(Region.name)).where(col(Region.code).in_(wanted))
+    )
+    if len(_names) + len(wanted) > NAMES_ENTRIES:
+        _names.clear()
+    for code, name in rows.all():
+        found[str(code)] = str(name)
+        _names[(database, str(code))] = (now, str(name))
+    return found
+
+
 async def tallies(*, session: AsyncSession, prefix: str, group_length: int) -> dict[str, Tally]:
     """Coverage tallies of every region of code length ``group_length`` inside ``prefix``.
 
@@ -173,7 +220,7 @@ async def tallies(*, session: AsyncSession, prefix: str, group_length: int) -> d
             (col(Broker.village_code) == col(Region.code))
             & (col(Broker.status) == BrokerStatus.active),
         )
-        .where(col(Region.level) == RegionLevel.village, col(Region.code).startswith(prefix))
+        .where(col(Region.level) == RegionLevel.village, _code_within(prefix))
         .group_by(col(Region.code), col(Region.population))
         .subquery()
     )
@@ -194,6 +241,18 @@ async def tallies(*, session: AsyncSession, prefix: str, group_length: int) -> d
         code: Tally(int(v), int(c or 0), int(r or 0), int(a or 0), int(s or 0))
         for code, v, c, r, a, s in (await session.execute(query)).all()
     }
+
+
+def _code_within(prefix: str) -> ColumnElement[bool]:
+    """Regions whose code starts with ``prefix``, as a range of the primary key (``LIKE
+    'p%'`` reads every region on SQLite, and on PostgreSQL under a non-C collation:
+    each broker's home page asked for its one village that way)."""
+    column = col(Region.code)
+    bounds = prefix_bounds(prefix)
+    if bounds is None:
+        return column.startswith(prefix, autoescape=True)
+    low, high = bounds
+    return (column >= low) & (column < high) if high else column >= low
 
 
 def _sum(parts: Iterable[Tally]) -> Tally:

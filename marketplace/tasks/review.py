@@ -319,61 +319,59 @@ async def queue(
             )
         ]
     total = (await session.execute(select(func.count()).select_from(S).where(*where))).scalar_one()
-    rows = list(
-        (
-            await session.execute(
-                select(S, col(ServiceTask.task_type_code), col(TaskType.name))
-                .join(ServiceTask, col(ServiceTask.id) == col(S.task_id))
-                .join(TaskType, col(TaskType.id) == col(ServiceTask.task_type_id))
-                .where(*where)
-                .order_by(col(S.submitted_at), col(S.id))
-                .limit(limit)
-                .offset(offset)
-            )
-        ).all()
-    )
-    ids = [r[0].id for r in rows]
+    # Only the columns an item shows (whole rows would bring each submission's worker
+    # list and build an ORM object per row), with its files and conflicts counted in
+    # the same query (by their submission indexes).
     files = (
-        dict(
-            (
-                await session.execute(
-                    select(col(EvidenceFile.submission_id), func.count())
-                    .where(col(EvidenceFile.submission_id).in_(ids))
-                    .group_by(col(EvidenceFile.submission_id))
-                )
-            ).all()
-        )
-        if ids
-        else {}
+        select(func.count())
+        .select_from(EvidenceFile)
+        .where(col(EvidenceFile.submission_id) == col(S.id))
+        .scalar_subquery()
     )
     conflicts = (
-        dict(
-            (
-                await session.execute(
-                    select(col(PersonConflict.holding_submission_id), func.count())
-                    .where(col(PersonConflict.holding_submission_id).in_(ids))
-                    .group_by(col(PersonConflict.holding_submission_id))
-                )
-            ).all()
-        )
-        if ids
-        else {}
+        select(func.count())
+        .select_from(PersonConflict)
+        .where(col(PersonConflict.holding_submission_id) == col(S.id))
+        .scalar_subquery()
     )
+    rows = (
+        await session.execute(
+            select(
+                col(S.id),
+                col(S.task_id),
+                col(S.region_code),
+                col(S.broker_id),
+                col(S.quantity),
+                col(S.status),
+                col(S.submitted_at),
+                col(ServiceTask.task_type_code),
+                col(TaskType.name),
+                files.label("files"),
+                conflicts.label("conflicts"),
+            )
+            .join(ServiceTask, col(ServiceTask.id) == col(S.task_id))
+            .join(TaskType, col(TaskType.id) == col(ServiceTask.task_type_id))
+            .where(*where)
+            .order_by(col(S.submitted_at), col(S.id))
+            .limit(limit)
+            .offset(offset)
+        )
+    ).all()
     items = [
         QueueItem(
-            submission_id=s.id or 0,
+            submission_id=s.id,
             task_id=s.task_id,
-            task_type=code,
-            task_type_name=name,
+            task_type=s.task_type_code,
+            task_type_name=s.name,
             region_code=s.region_code,
             broker_id=s.broker_id,
             quantity=s.quantity,
             status=s.status,
             submitted_at=s.submitted_at,
-            evidence_count=int(files.get(s.id or 0, 0)),
-            conflict_count=int(conflicts.get(s.id or 0, 0)),
+            evidence_count=int(s.files),
+            conflict_count=int(s.conflicts),
         )
-        for s, code, name in rows
+        for s in rows
     ]
     return items, int(total)
 

@@ -7,9 +7,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
+
+from sqlmodel import col
 
 from marketplace.crypto import DataCipher
 from marketplace.workers.identity import mask
@@ -281,6 +284,47 @@ def to_public(worker: Worker, cipher: DataCipher, *, reveal: bool = False) -> Wo
         broker_id=worker.broker_id,
         created_at=worker.created_at,
         updated_at=worker.updated_at,
+    )
+
+
+@dataclass(frozen=True)
+class WorkerLine:
+    """A row of the register list: what the list shows of a record, numbers masked."""
+
+    id: int
+    name: str
+    employment_status: str
+    id_number_masked: str
+    phone_masked: str | None
+    hukou_village_code: str
+    last_verified_at: datetime | None
+
+
+# What ``line`` reads, in its order: a listing selects these, not whole records.
+LINE_COLUMNS = (
+    col(Worker.id),
+    col(Worker.name),
+    col(Worker.employment_status),
+    col(Worker.id_number_enc),
+    col(Worker.phone_enc),
+    col(Worker.hukou_village_code),
+    col(Worker.last_verified_at),
+)
+
+
+def line(row: Sequence[Any], cipher: DataCipher) -> WorkerLine:
+    """A row of LINE_COLUMNS as the list shows it (as ``to_public`` would mask it)."""
+    worker_id, name, status, id_enc, phone_enc, village, verified = row
+    id_number = cipher.decrypt(id_enc, context=CTX_ID) if id_enc else ""
+    phone = cipher.decrypt(phone_enc, context=CTX_PHONE) if phone_enc else None
+    return WorkerLine(
+        id=worker_id,
+        name=name or "",
+        employment_status=status,
+        id_number_masked=mask(id_number),
+        phone_masked=mask(phone) if phone else None,
+        hukou_village_code=village,
+        last_verified_at=verified,
     )
 
 

@@ -171,14 +171,3 @@ STALE_AFTER = timedelta(days=365)
 
 def is_stale(last_verified_at: datetime | None, now: datetime) -> bool:
     return last_verified_at is None or now - last_verified_at > STALE_AFTER
-
-
-def prefix_bounds(prefix: str) -> tuple[str, str | None] | None:
-    """Region codes (digits) starting with ``prefix`` are exactly those in
-    ``[low, high)`` (no upper bound for a prefix of nines); ``None`` if ``prefix`` is not
-    all digits. 500103 → [500103, 500104): 500103001001 is in, 500104001001 is not."""
-    if not prefix.isdigit():
-        return None
-    if set(prefix) == {"9"}:
-        return prefix, None
-    return prefix, str(int(prefix) + 1).zfill(len(prefix))

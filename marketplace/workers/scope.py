@@ -60,15 +60,35 @@ async def villages_of(session: AsyncSession, broker: Broker) -> frozenset[str]:
     return frozenset({broker.village_code, *rows.scalars()})
 
 
+async def broker_and_villages(
+    session: AsyncSession, actor: Actor
+) -> tuple[Broker | None, frozenset[str]]:
+    """``broker_of`` and ``villages_of`` in one query (the home village and every
+    assigned one)."""
+    if actor.user_id is None:
+        return None, frozenset()
+    rows = (
+        await session.execute(
+            select(Broker, col(BrokerVillage.village_code))
+            .outerjoin(BrokerVillage, col(BrokerVillage.broker_id) == col(Broker.id))
+            .where(col(Broker.user_id) == actor.user_id)
+        )
+    ).all()
+    if not rows:
+        return None, frozenset()
+    broker = rows[0][0]
+    return broker, frozenset({broker.village_code, *(code for _, code in rows if code)})
+
+
 async def reach(session: AsyncSession, actor: Actor, action: str = "worker.view") -> Reach:
     """The actor's reach into the register; 403 for roles that may not ``action``."""
     require(actor, action)
     if actor.role != Role.broker:
         return Reach(actor=actor, broker=None, villages=frozenset())
-    broker = await broker_of(session, actor)
+    broker, villages = await broker_and_villages(session, actor)
     if broker is None or broker.status != BrokerStatus.active:
         raise Forbidden("您的经纪人资格未生效或已暂停，不能使用劳动者台账")
-    return Reach(actor=actor, broker=broker, villages=await villages_of(session, broker))
+    return Reach(actor=actor, broker=broker, villages=villages)
 
 
 async def load(

@@ -25,6 +25,7 @@ from marketplace.crypto import DataCipher
 from marketplace.errors import Conflict, Forbidden, Invalid
 from marketplace.events import emit
 from marketplace.regions.models import CITY_CODE, Region, RegionLevel
+from marketplace.regions.rules import prefix_bounds
 from marketplace.workers import records, rules, scope
 from marketplace.workers.identity import parse_mobile, parse_resident_id, require_working_age
 from marketplace.workers.models import (
@@ -447,6 +448,46 @@ async def list_workers(
 ) -> tuple[list[Worker], int]:
     """Live records in the actor's reach, filtered, by id."""
     reach = await scope.reach(session, actor)
+    where = _filters(reach, q=q, village_code=village_code, employment_status=employment_status)
+    if broker_id is not None:
+        where.append(col(Worker.broker_id) == broker_id)
+    total, ids = await _page(session, where, limit=limit, offset=offset)
+    rows = await session.execute(
+        select(Worker).where(col(Worker.id).in_(ids)).order_by(col(Worker.id))
+    )
+    return list(rows.scalars()), total
+
+
+async def list_lines(
+    *,
+    session: AsyncSession,
+    reach: scope.Reach,
+    cipher: DataCipher,
+    limit: int,
+    offset: int,
+    q: str | None = None,
+    village_code: str | None = None,
+    employment_status: str | None = None,
+) -> tuple[list[records.WorkerLine], int]:
+    """``list_workers`` for the register page: only what its rows show (no records,
+    no certificates decrypted), for a reach the caller has already looked up."""
+    where = _filters(reach, q=q, village_code=village_code, employment_status=employment_status)
+    total, ids = await _page(session, where, limit=limit, offset=offset)
+    rows = await session.execute(
+        select(*records.LINE_COLUMNS).where(col(Worker.id).in_(ids)).order_by(col(Worker.id))
+    )
+    return [records.line(row, cipher) for row in rows.all()], total
+
+
+def _filters(
+    reach: scope.Reach,
+    *,
+    q: str | None,
+    village_code: str | None,
+    employment_status: str | None,
+) -> list[Any]:
+    """The conditions of a listing: live records in ``reach``, then the filters."""
+    actor = reach.actor
     where: list[Any] = [col(Worker.deleted_at).is_(None)]
     if actor.role == Role.broker:
         where.append(
@@ -468,18 +509,17 @@ async def list_workers(
         where.append(col(Worker.name).contains(q.strip(), autoescape=True))
     if employment_status:
         where.append(col(Worker.employment_status) == employment_status)
-    if broker_id is not None:
-        where.append(col(Worker.broker_id) == broker_id)
-    return await _page(session, where, limit=limit, offset=offset)
+    return where
 
 
 async def _page(
     session: AsyncSession, where: list[Any], *, limit: int, offset: int
-) -> tuple[list[Worker], int]:
-    """How many match, and one page by id. The page's ids are found first, answered
-    from the covering indexes, then only those rows are read. ``id + 0``: ordered by
-    the bare key, PostgreSQL walks the table in id order testing every row, which for
-    a broker's few hundred records among a million reads most of the table."""
+) -> tuple[int, Any]:
+    """How many match, and the ids of one page (a subquery). The page's ids are found
+    first, answered from the covering indexes, then the caller reads only those rows.
+    ``id + 0``: ordered by the bare key, PostgreSQL walks the table in id order testing
+    every row, which for a broker's few hundred records among a million reads most of
+    the table."""
     total = (
         await session.execute(select(func.count()).select_from(Worker).where(*where))
     ).scalar_one()
@@ -491,10 +531,7 @@ async def _page(
         .offset(offset)
         .correlate(None)
     )
-    rows = await session.execute(
-        select(Worker).where(col(Worker.id).in_(ids)).order_by(col(Worker.id))
-    )
-    return list(rows.scalars()), int(total)
+    return int(total), ids
 
 
 def _within(prefix: str) -> Any:
@@ -502,7 +539,7 @@ def _within(prefix: str) -> Any:
     serves on both databases (``LIKE 'p%'`` is a full scan on SQLite, and on
     PostgreSQL under a non-C collation)."""
     column = col(Worker.hukou_village_code)
-    bounds = rules.prefix_bounds(prefix)
+    bounds = prefix_bounds(prefix)
     if bounds is None:
         return column.startswith(prefix, autoescape=True)
     low, high = bounds

@@ -3,7 +3,7 @@ and expiry (the ``laowu jobs expire`` command and the daily tick)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -301,3 +301,52 @@ async def test_expire_due_runs_once_per_job_and_day(world: World) -> None:
     tick = jobs.DailyExpiry()
     assert await tick.tick(world.sessions) == 0
     assert tick.done_for == TODAY
+
+
+@SQLITE
+async def test_an_organisation_lists_its_jobs_and_those_posted_for_it_newest_first(
+    world: World,
+) -> None:
+    first = await create(world, world.employer, posting(world.employer_org))
+    second = await create(world, world.employer, posting(world.employer_org, title="焊工"))
+    for_it = await create(world, world.agency, posting(world.employer_org, title="叉车工"))
+    async with world.sessions() as session:
+        mine = await orgs.organization_of(session, world.employer)
+        for known in (None, mine):  # looked up by the caller or by the list itself
+            listed, total = await jobs.list_jobs(
+                session=session, actor=world.employer, limit=10, offset=0, mine=known
+            )
+            assert ([j.id for j in listed], total) == ([for_it, second, first], 3)
+        page, _ = await jobs.list_jobs(session=session, actor=world.employer, limit=2, offset=1)
+        assert [j.id for j in page] == [second, first]
+        agency, total = await jobs.list_jobs(
+            session=session, actor=world.agency, limit=10, offset=0
+        )
+        assert ([j.id for j in agency], total) == ([for_it], 1)
+
+
+@SQLITE
+async def test_the_jobs_page_lines_show_what_the_jobs_show(world: World) -> None:
+    """The jobs page reads only its columns: each line holds the job's own values,
+    for the organisation's list and for the reviewer's queue."""
+    draft = await create(world, world.employer, posting(world.employer_org))
+    waiting = await create(
+        world, world.employer, posting(world.employer_org, description="限男性，押金200元")
+    )
+    await submit(world, world.employer, waiting)
+    async with world.sessions() as session:
+        for actor, queue in ((world.employer, False), (world.reviewer, True)):
+            records, total = await jobs.list_jobs(
+                session=session, actor=actor, limit=10, offset=0, queue=queue
+            )
+            lines, line_total = await jobs.list_lines(
+                session=session, actor=actor, limit=10, offset=0, queue=queue
+            )
+            assert line_total == total
+            assert [asdict(line) for line in lines] == [
+                {f: getattr(job, f) for f in asdict(line)}
+                for job, line in zip(records, lines, strict=True)
+            ]
+        assert [line.id for line in lines] == [waiting]  # the queue
+        assert any(flag["blocking"] for flag in lines[0].flags)
+    assert draft != waiting

@@ -18,7 +18,7 @@ from marketplace.errors import Forbidden, Invalid
 from marketplace.events import OutboxEvent
 from marketplace.regions import service as regions
 from marketplace.regions.models import Coverage, Region
-from marketplace.regions.rules import required_brokers
+from marketplace.regions.rules import prefix_bounds, required_brokers
 from tests.conftest import WUXI, YUZHONG
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -364,3 +364,37 @@ async def test_system_may_set_any_village(sessions: Sessions) -> None:
     async with unit_of_work(sessions) as session:
         result = await regions.set_population(session=session, actor=SYSTEM, code=V2, population=0)
     assert (result.population, result.required_brokers) == (0, 1)
+
+
+def test_prefix_bounds_are_the_codes_starting_with_the_prefix() -> None:
+    low, high = prefix_bounds("500103") or ("", None)
+    codes = ["500102999999", "500103", "500103001001", "500103999999", "500104", "500104001001"]
+    assert [c for c in codes if low <= c < (high or "~")] == [
+        c for c in codes if c.startswith("500103")
+    ]
+    assert prefix_bounds("50019") == ("50019", "50020")
+    assert prefix_bounds("99") == ("99", None)
+    assert prefix_bounds("5001%") is None  # not a code: matched with LIKE, escaped
+
+
+async def test_names_are_kept_a_while_and_a_reload_shows_at_once(
+    sessions: Sessions, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with sessions() as session:
+        first = await regions.names(session=session, codes=[V1, V2, f"{TOWNSHIP}998"])
+    assert first == {V1: "华一坡社区居民委员会", V2: "临华路社区居民委员会"}
+    # Renamed by another process (a load from the CLI): this one shows what it read…
+    async with unit_of_work(sessions) as session:
+        await session.execute(update(Region).where(col(Region.code) == V2).values(name="旧名"))
+    async with sessions() as session:
+        assert (await regions.names(session=session, codes=[V2]))[V2] == "临华路社区居民委员会"
+    # …until NAMES_SECONDS have passed.
+    clock = regions.time.monotonic
+    monkeypatch.setattr(regions.time, "monotonic", lambda: clock() + regions.NAMES_SECONDS + 1)
+    async with sessions() as session:
+        assert (await regions.names(session=session, codes=[V2]))[V2] == "旧名"
+    # A load in this process shows its names at once.
+    async with unit_of_work(sessions) as session:
+        await regions.load(session=session, rows=regions.read_csv(regions.bundled_csv()))
+    async with sessions() as session:
+        assert (await regions.names(session=session, codes=[V2]))[V2] == "临华路社区居民委员会"

@@ -132,14 +132,3 @@ def test_a_record_unverified_for_a_year_is_stale() -> None:
     assert rules.is_stale(None, now)
     assert not rules.is_stale(now - timedelta(days=365), now)
     assert rules.is_stale(now - timedelta(days=366), now)
-
-
-def test_prefix_bounds_are_the_codes_starting_with_the_prefix() -> None:
-    low, high = rules.prefix_bounds("500103") or ("", None)
-    codes = ["500102999999", "500103", "500103001001", "500103999999", "500104", "500104001001"]
-    assert [c for c in codes if low <= c < (high or "~")] == [
-        c for c in codes if c.startswith("500103")
-    ]
-    assert rules.prefix_bounds("50019") == ("50019", "50020")
-    assert rules.prefix_bounds("99") == ("99", None)
-    assert rules.prefix_bounds("5001%") is None  # not a code: matched with LIKE, escaped

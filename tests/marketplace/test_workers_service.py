@@ -24,7 +24,7 @@ from marketplace.db import unit_of_work
 from marketplace.errors import Conflict, Forbidden, NotFound
 from marketplace.events import OutboxEvent
 from marketplace.regions.models import Region
-from marketplace.workers import dedupe, service
+from marketplace.workers import dedupe, scope, service
 from marketplace.workers.models import (
     MERGED,
     DeleteReason,
@@ -34,6 +34,7 @@ from marketplace.workers.models import (
     WorkerCreate,
     WorkerUpdate,
 )
+from marketplace.workers.records import to_public
 from marketplace.workers.scope import broker_of
 from tests.conftest import WUXI, YUZHONG
 from tests.marketplace.test_workers_rules import make_id
@@ -417,3 +418,36 @@ async def test_broker_home_village_row_follows_the_account(ctx: Ctx) -> None:
             await service.list_workers(
                 session=session, actor=moved, limit=10, offset=0, village_code=ctx.village
             )
+
+
+async def test_the_list_page_lines_show_what_the_records_show(ctx: Ctx) -> None:
+    """The register page reads only its columns; each line shows what ``to_public``
+    shows of the record (numbers masked), in the same order, with the same total."""
+    async with unit_of_work(ctx.sessions) as session:  # a village assigned on top
+        session.add(BrokerVillage(broker_id=ctx.broker_id, village_code=ctx.village2))
+    await ctx.create(id_number=make_id(date(1980, 1, 2), 111), phone="13800002222")
+    await ctx.create(name="李秀英", id_number=make_id(date(1991, 5, 6), 222), phone=None)
+    await ctx.create(
+        name="赵四", id_number=make_id(date(1975, 7, 8), 333), hukou_village_code=ctx.village2
+    )
+    shown = ("id", "name", "employment_status", "id_number_masked", "phone_masked")
+    async with ctx.sessions() as session:
+        reach = await scope.reach(session, ctx.broker)
+        for filters in ({}, {"q": "李"}, {"village_code": ctx.village2}):
+            records_, total = await service.list_workers(
+                session=session, actor=ctx.broker, limit=2, offset=0, **filters
+            )
+            lines, line_total = await service.list_lines(
+                session=session, reach=reach, cipher=ctx.cipher, limit=2, offset=0, **filters
+            )
+            assert line_total == total
+            public = [to_public(w, ctx.cipher) for w in records_]
+            assert [[getattr(line, f) for f in shown] for line in lines] == [
+                [getattr(p, f) for f in shown] for p in public
+            ]
+            assert [line.hukou_village_code for line in lines] == [
+                p.hukou_village_code for p in public
+            ]
+    assert total == 1
+    assert lines[0].name == "赵四"
+    assert lines[0].phone_masked is None

@@ -121,7 +121,10 @@ async def test_claim_submit_review_and_the_approved_event(
     assert too_many.status_code == 422
     assert too_many.json()["field"] == "approved_quantity"
     queue = await client.get("/api/v1/review-queue", headers=s["h_admin"])
-    assert [i["task_id"] for i in queue.json()["items"]] == [task["id"]]
+    assert [
+        (i["task_id"], i["task_type_name"], i["evidence_count"], i["conflict_count"])
+        for i in queue.json()["items"]
+    ] == [(task["id"], "政策咨询与宣传", 2, 0)]
 
     partly = await client.post(
         f"/api/v1/tasks/{task['id']}/review",
@@ -283,6 +286,11 @@ async def test_a_person_counts_once_per_type_and_period_across_brokers(
     assert conflicts == 1
     review = await client.get(f"/api/v1/tasks/{mine['id']}/submissions", headers=s["h_admin"])
     assert review.json()[0]["conflicts"][0]["worker_id"] == people[1]
+    # The review queue counts the submission's photo and the refused attempt.
+    queue = await client.get("/api/v1/review-queue", headers=s["h_admin"])
+    assert [
+        (i["task_id"], i["evidence_count"], i["conflict_count"]) for i in queue.json()["items"]
+    ] == [(mine["id"], 1, 1)]
     # A conflicted submission is not "clean": bulk approval leaves it for a person.
     bulk = await client.post(
         "/api/v1/tasks/review-bulk", json={"task_ids": [mine["id"]]}, headers=s["h_admin"]

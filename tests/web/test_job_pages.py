@@ -13,9 +13,14 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from marketplace.accounts.service import actor_for
+from marketplace.db import unit_of_work
+from marketplace.jobs import service as jobs
 from marketplace.jobs.service import today_local
+from marketplace.organizations.models import Organization
 from tests.conftest import YUZHONG
 from tests.journeys.test_jobs_journey import credit_code
+from tests.marketplace.test_jobs_service import Occupations, _register, posting
 from tests.web.test_pages import _csrf, page_login
 
 Client = AsyncTestClient[Litestar]
@@ -182,3 +187,32 @@ async def test_a_broker_sees_published_jobs_only(client: Client, make_account: A
     assert page.status_code == 200
     assert "招聘中的岗位" in page.text
     assert (await client.get("/jobs/new", follow_redirects=False)).status_code == 403
+
+
+async def test_each_listed_job_names_its_employer(
+    client: Client, make_account: Any, sessions: Any
+) -> None:
+    """An employer's list names itself on every row; an agency's names the employer
+    each job was posted for."""
+    employer = await make_account("employer", YUZHONG)
+    agency = await make_account("agency", YUZHONG)
+    employer_org = await _register(sessions, actor_for(employer.user), "employer")
+    await _register(sessions, actor_for(agency.user), "agency")
+    async with unit_of_work(sessions) as session:
+        for actor, title in ((employer, "叉车司机"), (agency, "焊工")):
+            await jobs.create(
+                session=session,
+                actor=actor_for(actor.user),
+                data=posting(employer_org, title=title),
+                occupations=Occupations(),
+            )
+        name = (await session.get(Organization, employer_org)).name  # type: ignore[union-attr]
+    await page_login(client, employer)
+    mine = (await client.get("/jobs")).text
+    assert "共 2 个岗位" in mine
+    assert mine.count(f"<span>{name}</span>") == 2
+    await page_login(client, agency)
+    theirs = (await client.get("/jobs")).text
+    assert "共 1 个岗位" in theirs
+    assert "焊工" in theirs
+    assert theirs.count(f"<span>{name}</span>") == 1

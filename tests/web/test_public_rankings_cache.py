@@ -1,6 +1,7 @@
-"""The public rankings page under a crowd: each server process keeps what it read for
-PUBLIC_CACHE_SECONDS, so visitors see the same ranking with their own CSRF token, and a
-recomputed month shows once that window has passed."""
+"""The public rankings page under a crowd: each server process keeps the rendered ranking
+for PUBLIC_CACHE_SECONDS, so visitors see the same ranking with their own CSRF token and
+their own header, a recomputed month shows once that window has passed, and what is
+kept stays within PUBLIC_CACHE_CHARS."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ TOKEN = re.compile(r'"x-csrftoken": "([^"]+)"')
 
 async def _scored_broker(
     client: Client, sessions: async_sessionmaker[AsyncSession], make_account: Any, login: Any
-) -> tuple[str, int]:
+) -> tuple[str, int, Any]:
     city = await make_account("city_admin", "50")
     broker = await make_account("broker", VILLAGE)
     async with unit_of_work(sessions) as session:
@@ -45,13 +46,13 @@ async def _scored_broker(
     )
     assert run.status_code == 201, run.text
     assert broker_id is not None
-    return period, broker_id
+    return period, broker_id, broker
 
 
 async def test_visitors_share_the_ranking_but_not_their_tokens(
     client: Client, sessions: Any, make_account: Any, login: Any
 ) -> None:
-    period, _ = await _scored_broker(client, sessions, make_account, login)
+    period, _, _ = await _scored_broker(client, sessions, make_account, login)
     url = f"/public/rankings?district={YUZHONG}&period={period}"
     client.cookies.clear()
     first = await client.get(url)
@@ -82,7 +83,7 @@ async def test_a_change_shows_once_the_window_has_passed(
     login: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    period, broker_id = await _scored_broker(client, sessions, make_account, login)
+    period, broker_id, _ = await _scored_broker(client, sessions, make_account, login)
     url = f"/public/rankings?district={YUZHONG}&period={period}"
     client.cookies.clear()
     assert "张*明" in (await client.get(url)).text
@@ -102,3 +103,55 @@ async def test_a_change_shows_once_the_window_has_passed(
     page = (await client.get(url)).text
     assert "欧**明" in page
     assert "张*明" not in page
+
+
+async def test_the_shared_ranking_keeps_each_visitors_header_and_token(
+    client: Client, sessions: Any, make_account: Any, login: Any
+) -> None:
+    period, _, broker = await _scored_broker(client, sessions, make_account, login)
+    url = f"/public/rankings?district={YUZHONG}&period={period}"
+    client.cookies.clear()
+    anonymous = await client.get(url)
+    assert "张*明" in anonymous.text
+    assert "退出" not in anonymous.text
+    # The token on the kept page is this visitor's own: it signs them in (as the page's
+    # HTMX requests send it).
+    token = TOKEN.search(anonymous.text)
+    assert token is not None
+    signed_in = await client.post(
+        "/login",
+        data={"username": broker.username, "password": broker.password, "next": "/"},
+        headers={"x-csrftoken": token.group(1)},
+        follow_redirects=False,
+    )
+    assert signed_in.status_code == 302, signed_in.text
+    # Signed in, the same kept ranking comes inside their own header…
+    mine = (await client.get(url)).text
+    assert "张*明" in mine
+    assert broker.user.display_name in mine
+    assert "退出" in mine
+    # …and the next anonymous visitor does not see it.
+    client.cookies.clear()
+    theirs = (await client.get(url)).text
+    assert "张*明" in theirs
+    assert broker.user.display_name not in theirs
+    assert "退出" not in theirs
+
+
+async def test_what_is_kept_stays_within_its_size(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Visitors choose the query, so the pages kept for them are bounded by size: the
+    oldest give way, and every visitor still gets the page they asked for."""
+    client.cookies.clear()
+    first = await client.get("/public/rankings?period=2020-01")
+    assert first.status_code == 200
+    cache = client.app.state["public_rankings_cache"]
+    (_, kept), *_ = cache.values()
+    monkeypatch.setattr(score_pages, "PUBLIC_CACHE_CHARS", len(kept) * 5 // 2)
+    for month in range(2, 7):
+        page = await client.get(f"/public/rankings?period=2020-{month:02d}")
+        assert page.status_code == 200
+        assert f"2020-{month:02d}" in page.text
+        assert sum(len(body) for _, body in cache.values()) <= score_pages.PUBLIC_CACHE_CHARS
+    assert list(cache) == [(None, "2020-05"), (None, "2020-06")]

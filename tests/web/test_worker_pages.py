@@ -17,11 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from marketplace.audit.models import AuditEntry
-from marketplace.brokers.models import Broker
+from marketplace.brokers.models import Broker, BrokerVillage
+from marketplace.db import unit_of_work
 from marketplace.workers.models import DuplicateDismissal, ImportJob, Worker
 from tests.conftest import YUZHONG
 from tests.marketplace.test_workers_rules import make_id
-from tests.web.test_pages import VILLAGE, _csrf, _token, page_login
+from tests.web.test_pages import OTHER_VILLAGE, VILLAGE, _csrf, _token, page_login
 from web.pages.worker_forms import WorkerForm, split_list, to_create, yuan_to_fen
 
 Client = AsyncTestClient[Litestar]
@@ -142,6 +143,29 @@ async def test_add_list_masked_and_detail(
         assert worker.occupation_codes == ["welder", "rebar_worker"]
         assert worker.consent_to_recommend
         assert worker.consent_method == "书面"
+
+
+async def test_list_names_the_villages_of_the_broker_and_of_each_row(
+    client: Client, broker: Any, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    async with unit_of_work(sessions) as session:
+        row = (
+            await session.execute(select(Broker).where(col(Broker.user_id) == broker.id))
+        ).scalar_one()
+        session.add(BrokerVillage(broker_id=row.id or 0, village_code=OTHER_VILLAGE))
+    await add_ok(client)
+    await add_ok(client, name="李秀英", id_number=ID_B, phone="", hukou_village_code=OTHER_VILLAGE)
+    page = (await client.get("/workers")).text
+    # The filter offers both villages by name; each row names its village.
+    assert f'<option value="{VILLAGE}" >华一坡社区居民委员会</option>' in page
+    assert f'<option value="{OTHER_VILLAGE}" >临华路社区居民委员会</option>' in page
+    assert re.search(r"王建国.*?<span>华一坡社区居民委员会</span>", page, re.S)
+    assert re.search(r"李秀英.*?<span>临华路社区居民委员会</span>", page, re.S)
+    assert "共 2 人" in page
+    only = (await client.get("/workers", params={"village_code": OTHER_VILLAGE})).text
+    assert "李秀英" in only
+    assert "王建国" not in only
+    assert f'<option value="{OTHER_VILLAGE}" selected>临华路社区居民委员会</option>' in only
 
 
 async def test_invalid_id_number_shows_field_error_and_stores_nothing(

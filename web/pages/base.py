@@ -6,6 +6,7 @@ from typing import Any
 
 from litestar import Request
 from litestar.response import Template
+from markupsafe import Markup
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,13 +23,16 @@ async def render(
     name: str,
     *,
     status_code: int = 200,
+    unread: int | None = None,
     **context: Any,
 ) -> Template:
-    """Render a page with the header's user and unread count filled in."""
+    """Render a page with the header's user and unread count filled in (``unread``:
+    the count, when the handler has read it already)."""
     principal = request.scope.get("user")
-    unread = 0
-    if isinstance(principal, Principal) and principal.user.id is not None:
-        unread = await inbox.unread_count(session=db, user_id=principal.user.id)
+    if unread is None:
+        unread = 0
+        if isinstance(principal, Principal) and principal.user.id is not None:
+            unread = await inbox.unread_count(session=db, user_id=principal.user.id)
     return Template(
         name,
         context={
@@ -40,6 +44,17 @@ async def render(
         },
         status_code=status_code,
     )
+
+
+def render_fragment(request: Request[Any, Any, Any], name: str, **context: Any) -> Markup:
+    """A part of a page rendered on its own, escaped like any page, to be kept and put
+    into pages as ``{{ body }}`` (already safe, so not escaped again). It sees only
+    ``context``: nothing of the visitor (no CSRF token, no signed-in user)."""
+    engine = request.app.template_engine
+    if engine is None:
+        raise RuntimeError("no template engine configured")
+    html = engine.get_template(name).render(**context)  # autoescaped, as every page
+    return Markup(html)  # noqa: S704 (escaped by the template engine just above)
 
 
 def is_htmx(request: Request[Any, Any, Any]) -> bool:

@@ -31,10 +31,16 @@ async def home(request: Request[Any, Any, Any], db: Db, actor: CurrentActor) -> 
         context["worst"] = sorted(short, key=lambda c: (-c.shortfall, c.code))[:WORST_CHILDREN]
     if actor.role == "broker":
         context["village"] = await regions.public(session=db, code=actor.region_code)
+    unread = None
     if actor.user_id is not None:
-        context["messages"], context["message_total"] = await inbox.inbox(
-            session=db, user_id=actor.user_id, limit=RECENT_MESSAGES, offset=0
+        # The messages and the header's unread count, counted in one query.
+        total, unread = await inbox.counts(session=db, user_id=actor.user_id)
+        context["message_total"] = total
+        context["messages"] = (
+            await inbox.recent(session=db, user_id=actor.user_id, limit=RECENT_MESSAGES)
+            if total
+            else []
         )
     context["can_manage_users"] = can(actor, "user.view")
     context["can_audit"] = can(actor, "audit.view")
-    return await render(request, db, "home.html", **context)
+    return await render(request, db, "home.html", unread=unread, **context)

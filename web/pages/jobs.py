@@ -20,6 +20,7 @@ from marketplace.jobs import service as jobs
 from marketplace.jobs.models import (
     STATUS_LABELS,
     Job,
+    JobLine,
     JobPublic,
     JobStatus,
     JobUpdate,
@@ -33,6 +34,7 @@ from marketplace.organizations.models import (
     OrganizationKind,
     OrganizationStatus,
 )
+from marketplace.regions import service as regions
 from marketplace.regions.models import CITY_CODE, Region, RegionLevel
 from matching.taxonomy import load_taxonomy
 from web.auth import requires_login
@@ -66,7 +68,7 @@ def occupation_name(key: str | None) -> str:
     return found.name if found else ""
 
 
-def wage_text(job: JobPublic | Job) -> str:
+def wage_text(job: JobPublic | JobLine | Job) -> str:
     low, high = fen_to_yuan(job.wage_min_fen), fen_to_yuan(job.wage_max_fen)
     amount = low if low == high else f"{low}–{high}"
     return f"{amount} {UNIT_LABELS.get(job.wage_unit, '')}"
@@ -92,13 +94,7 @@ async def _districts(db: AsyncSession) -> list[tuple[str, str]]:
 
 
 async def _place_names(db: AsyncSession, codes: set[str]) -> dict[str, str]:
-    chongqing = sorted(c for c in codes if c.startswith(CITY_CODE))
-    if not chongqing:
-        return {}
-    rows = await db.execute(
-        select(col(Region.code), col(Region.name)).where(col(Region.code).in_(chongqing))
-    )
-    return {code: name for code, name in rows.all()}
+    return await regions.names(session=db, codes={c for c in codes if c.startswith(CITY_CODE)})
 
 
 async def _org_names(db: AsyncSession, ids: set[int]) -> dict[int, str]:
@@ -157,7 +153,7 @@ async def jobs_page(
     state = JobStatus(status) if status in STATUS_LABELS and not queue else None
     if not reviewer and mine is None and state is None:
         state = JobStatus.published
-    items, total = await jobs.list_jobs(
+    items, total = await jobs.list_lines(
         session=db,
         actor=actor,
         limit=page.limit,
@@ -165,8 +161,11 @@ async def jobs_page(
         status=state,
         queue=queue,
         region_code=actor.region_code if reviewer and not queue else None,
+        mine=mine,
     )
     query = {k: v for k, v in (("view", view), ("status", status)) if v}
+    # An employer's jobs are its own: its name is known (an agency's may be others').
+    known = {mine.id: mine.name} if mine is not None and mine.id is not None else {}
     return await _show(
         request,
         db,
@@ -180,7 +179,7 @@ async def jobs_page(
         mine=mine,
         status=status or "",
         places=await _place_names(db, {j.work_region_code for j in items}),
-        org_names=await _org_names(db, {j.organization_id for j in items}),
+        org_names=known | await _org_names(db, {j.organization_id for j in items} - known.keys()),
         may_post=can(actor, "job.post"),
     )
 

@@ -10,6 +10,7 @@ from litestar import Request, Response, get, post
 from litestar.params import FromQuery, URLEncodedBody
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
+from markupsafe import Markup
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlmodel import col
@@ -23,7 +24,7 @@ from marketplace.scoring.rules import Period
 from web.auth import requires_login
 from web.deps import CurrentActor, Db, Paging, RowId
 from web.pages import charts
-from web.pages.base import refuse_in_form, render
+from web.pages.base import refuse_in_form, render, render_fragment
 
 MAX_CHART_SCORES = 20_000
 
@@ -241,11 +242,17 @@ async def appeals_page(request: Request[Any, Any, Any], db: Db, actor: CurrentAc
 
 
 # The public page is the same for every visitor and changes when a month's scores are
-# computed: each server process keeps what it read for a short while, so a crowd of
-# visitors costs a few queries a minute, not a few per visitor (docs/operations.md,
-# "Load test"). Keyed by the query; bounded, since the query is the visitor's.
+# computed: each server process keeps its rendered content for a short while, so a
+# crowd of visitors costs a few queries and renders a minute, not a few per visitor
+# (docs/operations.md, "Load test"). Only the layout around it (the visitor's CSRF
+# token, a signed-in visitor's header) is rendered per request. Keyed by the query;
+# bounded by size, since the query is the visitor's (a district's page is ~130,000
+# characters).
 PUBLIC_CACHE_SECONDS = 30.0
-PUBLIC_CACHE_ENTRIES = 256
+PUBLIC_CACHE_CHARS = 8_000_000
+
+_PublicKey = tuple[str | None, str | None]
+_PublicCache = dict[_PublicKey, tuple[float, Markup]]
 
 
 async def _public_view(db: Db, district: str | None, period: str | None) -> dict[str, Any]:
@@ -293,19 +300,31 @@ async def public_rankings(
 ) -> Template:
     """No login: each district's ranking with masked names, the year's review
     outcomes, and coverage by district."""
-    cache: dict[tuple[str | None, str | None], tuple[float, dict[str, Any]]]
-    cache = request.app.state.setdefault("public_rankings_cache", {})
+    cache: _PublicCache = request.app.state.setdefault("public_rankings_cache", {})
     key = (district, period)
     now = time.monotonic()
     hit = cache.get(key)
     if hit is not None and now - hit[0] < PUBLIC_CACHE_SECONDS:
-        view = hit[1]
+        body = hit[1]
     else:
         view = await _public_view(db, district, period)  # a refusal is not kept
-        if len(cache) >= PUBLIC_CACHE_ENTRIES:
-            cache.clear()
-        cache[key] = (now, view)
-    return await render(request, db, "scores/public.html", **view)
+        body = render_fragment(request, "scores/_public_body.html", **view)
+        _keep(cache, key, now, body)
+    return await render(request, db, "scores/public.html", body=body)
+
+
+def _keep(cache: _PublicCache, key: _PublicKey, now: float, body: Markup) -> None:
+    """Keep ``body`` under ``key``: first drop what has expired, then the oldest
+    until the whole cache fits in PUBLIC_CACHE_CHARS."""
+    cache.pop(key, None)
+    for old in [k for k, (at, _) in cache.items() if now - at >= PUBLIC_CACHE_SECONDS]:
+        del cache[old]
+    size = len(body) + sum(len(kept) for _, kept in cache.values())
+    while cache and size > PUBLIC_CACHE_CHARS:
+        _, dropped = cache.pop(next(iter(cache)))  # the oldest: kept in insertion order
+        size -= len(dropped)
+    if len(body) <= PUBLIC_CACHE_CHARS:
+        cache[key] = (now, body)
 
 
 @get("/public/rankings.csv", include_in_schema=False)

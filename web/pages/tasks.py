@@ -22,7 +22,7 @@ from marketplace.access import Actor, Role, can
 from marketplace.db import begin_write
 from marketplace.errors import DomainError, Invalid, NotFound
 from marketplace.funding import funding_label
-from marketplace.regions.models import Region
+from marketplace.regions import service as regions
 from marketplace.tasks import evidence, rules, spotchecks, submissions
 from marketplace.tasks import review as reviewing
 from marketplace.tasks import service as tasks
@@ -67,12 +67,7 @@ def _store(request: Request[Any, Any, Any]) -> evidence.LocalEvidenceStore:
 
 
 async def _names(db: AsyncSession, codes: set[str]) -> dict[str, str]:
-    if not codes:
-        return {}
-    rows = await db.execute(
-        select(col(Region.code), col(Region.name)).where(col(Region.code).in_(codes))
-    )
-    return {str(code): str(name) for code, name in rows.all()}
+    return await regions.names(session=db, codes=codes)
 
 
 async def _show(

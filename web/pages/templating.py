@@ -40,8 +40,29 @@ OUTCOME_LABELS = {
 }
 
 
+def _ymd(d: datetime) -> str:
+    return f"{d.year:04d}-{d.month:02d}-{d.day:02d}"
+
+
+def _ymd_hm(d: datetime) -> str:
+    return f"{d.year:04d}-{d.month:02d}-{d.day:02d} {d.hour:02d}:{d.minute:02d}"
+
+
+def _md_hm(d: datetime) -> str:
+    return f"{d.month:02d}-{d.day:02d} {d.hour:02d}:{d.minute:02d}"
+
+
+# The formats list pages show on every row, built from the fields: the same text as
+# strftime's, a few times faster (a page of 50 rows formats 50 times).
+_FORMATS = {"%Y-%m-%d": _ymd, "%Y-%m-%d %H:%M": _ymd_hm, "%m-%d %H:%M": _md_hm}
+
+
 def local_time(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    return "" if value is None else local(value).strftime(fmt)
+    if value is None:
+        return ""
+    shown = local(value)
+    fast = _FORMATS.get(fmt)
+    return fast(shown) if fast is not None and shown.year >= 1000 else shown.strftime(fmt)
 
 
 def role_label(value: str) -> str:

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from marketplace.access import Actor, can
 from marketplace.clock import utcnow
 from marketplace.crypto import DataCipher
-from marketplace.errors import DomainError, Invalid, NotFound
+from marketplace.errors import DomainError, Invalid
 from marketplace.regions import service as regions
 from marketplace.workers import dedupe, records, scope
 from marketplace.workers import service as workers
@@ -125,13 +125,9 @@ def _grouped(history: list[WorkerChangePublic]) -> list[tuple[Any, list[WorkerCh
 
 
 async def _names(db: AsyncSession, codes: set[str]) -> dict[str, str]:
-    names = {}
-    for code in sorted(codes):
-        try:
-            names[code] = (await regions.get(session=db, code=code)).name
-        except NotFound:
-            names[code] = code
-    return names
+    """Region names by code, in one query; a code that names no region shows as itself."""
+    found = await regions.names(session=db, codes=codes)
+    return {code: found.get(code, code) for code in codes}
 
 
 async def _my_villages(db: AsyncSession, actor: Actor) -> list[tuple[str, str]]:
@@ -139,7 +135,10 @@ async def _my_villages(db: AsyncSession, actor: Actor) -> list[tuple[str, str]]:
     if not can(actor, "worker.edit"):
         return []
     reach = await scope.reach(db, actor, "worker.edit")
-    names = await _names(db, set(reach.villages))
+    return _options(reach, await _names(db, set(reach.villages)))
+
+
+def _options(reach: scope.Reach, names: dict[str, str]) -> list[tuple[str, str]]:
     return [(code, names[code]) for code in sorted(reach.villages)]
 
 
@@ -168,9 +167,11 @@ async def workers_page(
     if village and not village.isdigit():
         raise Invalid("village_code", "区划代码只能是数字")
     status = employment_status if employment_status in STATUS_LABELS else None
-    items, total = await workers.list_workers(
+    reach = await scope.reach(db, actor)
+    items, total = await workers.list_lines(
         session=db,
-        actor=actor,
+        reach=reach,
+        cipher=cipher,
         limit=page.limit,
         offset=page.offset,
         q=(q or "").strip() or None,
@@ -178,10 +179,14 @@ async def workers_page(
         employment_status=status,
     )
     now = utcnow()
-    rows = [(records.to_public(w, cipher), is_stale(w.last_verified_at, now)) for w in items]
+    rows = [(w, is_stale(w.last_verified_at, now)) for w in items]
     query = {
         k: v for k, v in (("q", q), ("village_code", village), ("employment_status", status)) if v
     }
+    can_edit = can(actor, "worker.edit")
+    # The broker's villages (the filter's options) and the rows' villages, named at once.
+    mine = reach.villages if can_edit else frozenset()
+    names = await _names(db, {w.hukou_village_code for w in items} | mine)
     return await _show(
         request,
         db,
@@ -193,9 +198,9 @@ async def workers_page(
         q=q or "",
         village_code=village,
         employment_status=status or "",
-        villages=await _my_villages(db, actor),
-        names=await _names(db, {w.hukou_village_code for w in items}),
-        can_edit=can(actor, "worker.edit"),
+        villages=_options(reach, names) if can_edit else [],
+        names=names,
+        can_edit=can_edit,
         notice="记录已删除，个人信息已清除。" if deleted else None,
     )
 
