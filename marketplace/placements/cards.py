@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from typing import Any, Protocol
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
@@ -115,13 +115,17 @@ def wage_text(job: Job) -> str:
 
 
 def job_card(job: Job, *, names: dict[str, str], organization: Organization | None) -> JobCard:
+    return _job_card(job, names=names, organization_name=organization.name if organization else "")
+
+
+def _job_card(job: Job, *, names: dict[str, str], organization_name: str) -> JobCard:
     assert job.id is not None
     in_chongqing = job.work_region_code.startswith("50")
     where = place(job.work_region_code, names) if in_chongqing else (job.work_location_text or "")
     return JobCard(
         id=job.id,
         title=job.title,
-        organization_name=organization.name if organization else "",
+        organization_name=organization_name,
         work_place=where,
         wage=wage_text(job),
         starts_on=job.starts_on,
@@ -152,6 +156,29 @@ def place_names(code: str | None, found: Iterable[str | None]) -> dict[str, str]
         for n, name in zip(PLACE_LENGTHS, found, strict=True)
         if name is not None and len(code) >= n
     }
+
+
+def _job_card_statement() -> Select[Any]:
+    stmt = (
+        select(col(Organization.name))
+        .select_from(Job)
+        .outerjoin(Organization, col(Organization.id) == col(Job.organization_id))
+        .where(col(Job.id) == bindparam("job_id"))
+    )
+    return place_joins(stmt, col(Job.work_region_code))
+
+
+_JOB_CARD = _job_card_statement()
+
+
+async def job_card_of(session: AsyncSession, job: Job) -> JobCard:
+    """One job's card: its organisation's name and its place names in one read."""
+    organization_name, *found = (await session.execute(_JOB_CARD, {"job_id": job.id})).one()
+    return _job_card(
+        job,
+        names=place_names(job.work_region_code, found),
+        organization_name=organization_name or "",
+    )
 
 
 async def organizations(session: AsyncSession, ids: Iterable[int]) -> dict[int, Organization]:
