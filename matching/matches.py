@@ -28,7 +28,7 @@ from marketplace.crypto import DataCipher
 from marketplace.errors import NotFound
 from marketplace.jobs.models import Job, JobStatus
 from marketplace.placements import cards
-from marketplace.placements.candidates import POOL, PoolQuery, pool, under
+from marketplace.placements.candidates import POOL, PoolQuery, picked, under, whole
 from marketplace.placements.models import (
     CandidateOut,
     ComponentOut,
@@ -166,12 +166,10 @@ async def candidates(
             exact=exact, related=related, near_prefix=near, region_prefix=actor.region_code
         )
     profile = job_profile(job)
-    # One read of the pool: what ranking reads, the card and the latest recommendation
-    # to this job, as plain rows; every request reads the records as they are now.
     ranked = sorted(
         (
             (pooled, score(pooled.profile, profile, now=now, today=today))
-            for pooled in await _pooled(session, await pool(session, query), job_id=job.id)
+            for pooled in await _pool(session, query, job_id=job.id)
         ),
         key=lambda pair: (-pair[1].score, pair[0].id),
     )
@@ -239,7 +237,8 @@ _PROFILE_COLUMNS = (
 
 
 def _pool_statement() -> Select[Any]:
-    """Built once: the ids, and the job for the recommendation, are bound parameters."""
+    """The pooled workers' rows, built once (the job is a bound parameter); which
+    workers is added by ``_rows_of`` and ``_ROWS_BY_ID``."""
     earlier = aliased(Recommendation, name="earlier")
     latest = (
         select(func.max(col(earlier.id)))
@@ -260,23 +259,44 @@ def _pool_statement() -> Select[Any]:
             col(Worker.consent_to_recommend),
             col(Recommendation.id).label("recommendation_id"),
             col(Recommendation.status).label("recommendation_status"),
+            col(Worker.deleted_at),
         )
         .select_from(Worker)
         .outerjoin(Recommendation, col(Recommendation.id) == latest)
     )
-    return cards.place_joins(stmt, col(Worker.hukou_village_code)).where(
-        col(Worker.id).in_(bindparam("ids", expanding=True)), col(Worker.deleted_at).is_(None)
-    )
+    return cards.place_joins(stmt, col(Worker.hukou_village_code))
 
 
 _POOL_ROWS = _pool_statement()
+_ROWS_BY_ID = _POOL_ROWS.where(
+    col(Worker.id).in_(bindparam("ids", expanding=True)), col(Worker.deleted_at).is_(None)
+)
 
 
-async def _pooled(session: AsyncSession, ids: list[int], *, job_id: int) -> list[Pooled]:
-    """The live workers among ``ids``, one row each, without building ORM objects."""
+@lru_cache(maxsize=16)
+def _rows_of(pick: Select[Any]) -> Select[Any]:
+    """The rows of every worker ``pick`` finds, deleted ones too (so that the rows count
+    what it found); one statement per pick's shape."""
+    return _POOL_ROWS.where(col(Worker.id).in_(pick))
+
+
+async def _pool(session: AsyncSession, query: PoolQuery, *, job_id: int) -> list[Pooled]:
+    """The live workers of the pool, one row each as it is now, without ORM objects.
+    A broker's villages in one read when they hold no more than the pool takes (the
+    usual case); otherwise the prefilter's steps pick the ids and one read loads them."""
+    everyone = whole(query)
+    if everyone is not None:
+        rows = (
+            await session.execute(
+                _rows_of(everyone.statement), {**everyone.params, "job_id": job_id}
+            )
+        ).all()
+        if len(rows) <= query.limit:
+            return [_pooled_row(r) for r in rows if r.deleted_at is None]
+    ids = await picked(session, query)
     if not ids:
         return []
-    rows = await session.execute(_POOL_ROWS, {"ids": ids, "job_id": job_id})
+    rows = (await session.execute(_ROWS_BY_ID, {"ids": ids, "job_id": job_id})).all()
     return [_pooled_row(r) for r in rows]
 
 
@@ -304,6 +324,7 @@ def _pooled_row(row: Any) -> Pooled:
         consent,
         recommendation_id,
         recommendation_status,
+        _deleted_at,
         *places,
     ) = row
     occupation_codes = tuple(occupation_codes or ())

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, delete, insert, select
+from sqlalchemy import ColumnElement, Integer, Select, bindparam, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -148,7 +148,14 @@ def _prefix(code: str | None) -> str | None:
 
 @lru_cache(maxsize=64)
 def _statement(
-    *, consent: bool, villages: bool, region: bool, near: bool, exclude: bool, fresh_first: bool
+    *,
+    consent: bool,
+    villages: bool,
+    region: bool,
+    near: bool,
+    exclude: bool,
+    fresh_first: bool,
+    distinct: bool = False,
 ) -> Select[Any]:
     """One pick's statement, by its shape; the values are bound parameters, so each
     shape is built (and compiled) once per process."""
@@ -172,11 +179,20 @@ def _statement(
         # The freshest records of the job's own occupation (an index range scan);
         # related occupations are a fallback and take any.
         stmt = stmt.order_by(col(wo.verified_at).desc())
-    return stmt.limit(bindparam("want"))
+    if distinct:
+        stmt = stmt.distinct()
+    return stmt.limit(bindparam("want", type_=Integer))
 
 
-async def _pick(
-    session: AsyncSession,
+@dataclass(frozen=True)
+class Pick:
+    """A statement of worker ids and the values of its parameters."""
+
+    statement: Select[Any]
+    params: dict[str, Any]
+
+
+def _pick(
     query: PoolQuery,
     keys: Sequence[str],
     *,
@@ -184,7 +200,8 @@ async def _pick(
     found: dict[int, None],
     want: int,
     fresh_first: bool,
-) -> list[int]:
+    distinct: bool = False,
+) -> Pick:
     region = _prefix(query.region_prefix)
     params: dict[str, Any] = {"keys": list(keys), "want": want}
     if query.villages is not None:
@@ -201,27 +218,45 @@ async def _pick(
         near=near is not None,
         exclude=bool(found),
         fresh_first=fresh_first,
+        distinct=distinct,
     )
-    return [int(worker_id) for worker_id in (await session.execute(stmt, params)).scalars()]
+    return Pick(stmt, params)
+
+
+async def _ids(session: AsyncSession, pick: Pick) -> list[int]:
+    rows = await session.execute(pick.statement, pick.params)
+    return [int(worker_id) for worker_id in rows.scalars()]
+
+
+def whole(query: PoolQuery) -> Pick | None:
+    """A broker's villages seldom hold more workers of the pool's occupations than the
+    pool takes: this pick reads them all, distinct, up to one more than the limit. When
+    it finds no more than the limit, that is the pool (the order of the steps only
+    decides who is left out); otherwise the steps decide (``picked``)."""
+    if query.villages is None:
+        return None
+    every = list(dict.fromkeys([*query.exact, *query.related]))
+    if not every:
+        return None
+    return _pick(
+        query, every, near=None, found={}, want=query.limit + 1, fresh_first=False, distinct=True
+    )
 
 
 async def pool(session: AsyncSession, query: PoolQuery) -> list[int]:
     """Worker ids to rank, bounded by ``query.limit``: those of the job's occupation near
     the job, then anywhere (most recently verified first), then of related occupations.
-    Each step is one index range scan.
+    Each step is one index range scan; a broker's villages are read whole first."""
+    everyone = whole(query)
+    if everyone is not None:
+        ids = await _ids(session, everyone)
+        if len(ids) <= query.limit:
+            return ids
+    return await picked(session, query)
 
-    A broker's villages seldom hold more such workers than the limit: then one query
-    takes them all (the steps' order only decides who is left out), and the steps run
-    only when it finds more."""
-    if query.villages is not None:
-        every = list(dict.fromkeys([*query.exact, *query.related]))
-        if not every:
-            return []
-        rows = await _pick(
-            session, query, every, near=None, found={}, want=query.limit + 1, fresh_first=False
-        )
-        if len(rows) <= query.limit:  # every row (a worker once per occupation)
-            return list(dict.fromkeys(rows))
+
+async def picked(session: AsyncSession, query: PoolQuery) -> list[int]:
+    """The pool by its steps, in order, each taking what the ones before left."""
     found: dict[int, None] = {}
     near = _prefix(query.near_prefix)
     steps: list[tuple[Sequence[str], str | None]] = []
@@ -236,15 +271,9 @@ async def pool(session: AsyncSession, query: PoolQuery) -> list[int]:
         want = query.limit - len(found)
         if want <= 0 or not keys:
             continue
-        picked = await _pick(
-            session,
-            query,
-            keys,
-            near=prefix,
-            found=found,
-            want=want,
-            fresh_first=keys is query.exact,
+        pick = _pick(
+            query, keys, near=prefix, found=found, want=want, fresh_first=keys is query.exact
         )
-        for worker_id in picked:
+        for worker_id in await _ids(session, pick):
             found.setdefault(worker_id, None)
     return list(found)

@@ -5,6 +5,7 @@ takes (docs/matching.md, "Candidates for a job" and "Who sees which workers").""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import pytest
@@ -122,7 +123,9 @@ async def test_a_worker_edit_shows_in_the_next_list(scene: Scene) -> None:
     assert (set(gone), total) == ({s.worker_id}, 1)
 
 
-async def test_a_brokers_pool_keeps_the_order_past_its_limit(scene: Scene) -> None:
+async def test_a_brokers_pool_keeps_the_order_past_its_limit(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Within the limit one query takes the broker's villages whole; past it the pool is
     the prefilter's pick: the most recently verified first."""
     s = scene
@@ -150,3 +153,7 @@ async def test_a_brokers_pool_keeps_the_order_past_its_limit(scene: Scene) -> No
     assert first == [s.silent_worker_id]  # verified just now
     assert sorted(related) == sorted(whole)  # the family counts too
     assert elsewhere == []
+
+    monkeypatch.setattr(matches, "PoolQuery", partial(prefilter.PoolQuery, limit=1))
+    seen, total = await listed(s, s.broker_a)  # the candidate list takes the same pick
+    assert (list(seen), total) == ([s.silent_worker_id], 1)
