@@ -11,11 +11,15 @@ Who sees what:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from marketplace.access import Actor, Role, require
@@ -24,7 +28,7 @@ from marketplace.crypto import DataCipher
 from marketplace.errors import NotFound
 from marketplace.jobs.models import Job, JobStatus
 from marketplace.placements import cards
-from marketplace.placements.candidates import POOL, PoolQuery, pool, under
+from marketplace.placements.candidates import POOL, PoolQuery, picked, under, whole
 from marketplace.placements.models import (
     CandidateOut,
     ComponentOut,
@@ -92,18 +96,20 @@ def _components(ranked: Ranked) -> list[ComponentOut]:
     ]
 
 
-def _occupation_keys(job: Job) -> tuple[list[str], list[str]]:
-    """The job's occupation, and the other occupations of its family."""
+@lru_cache(maxsize=4096)
+def _occupation_keys(code: str | None, title: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The job's occupation, and the other occupations of its family (of the packaged
+    taxonomy: the same for the same code and title)."""
     tax = load_taxonomy()
-    occ = tax.lookup(job.occupation_code) if job.occupation_code else None
+    occ = tax.lookup(code) if code else None
     if occ is None:
-        occ = job_occupation(job_profile(job), tax)
+        occ = job_occupation(JobProfile(occupation_code=code, title=title), tax)
     if occ is None:
-        return [], []
-    return [occ.key], [o.key for o in tax.family(occ.family) if o.key != occ.key]
+        return (), ()
+    return (occ.key,), tuple(o.key for o in tax.family(occ.family) if o.key != occ.key)
 
 
-def _names(keys: list[str]) -> list[str]:
+def _names(keys: Sequence[str]) -> list[str]:
     tax = load_taxonomy()
     return [o.name for o in (tax.get(k) for k in keys) if o is not None]
 
@@ -143,7 +149,7 @@ async def candidates(
     if job is None or job.id is None:
         raise missing
     employer = actor.role in (Role.employer, Role.agency)
-    exact, related = _occupation_keys(job)
+    exact, related = _occupation_keys(job.occupation_code, job.title)
     near = job.work_region_code[:6] if job.work_region_code.startswith(CHONGQING) else None
     query = PoolQuery(exact=exact, related=related, near_prefix=near, limit=POOL)
     if employer:
@@ -159,47 +165,58 @@ async def candidates(
         query = PoolQuery(
             exact=exact, related=related, near_prefix=near, region_prefix=actor.region_code
         )
-    ids = await pool(session, query)
     profile = job_profile(job)
-    # Rank on the columns ranking reads; load whole records for the page only.
     ranked = sorted(
         (
-            (worker_id, score(worker, profile, now=now, today=today))
-            for worker_id, worker in await _profiles(session, ids)
+            (pooled, score(pooled.profile, profile, now=now, today=today))
+            for pooled in await _pool(session, query, job_id=job.id)
         ),
-        key=lambda pair: (-pair[1].score, pair[0]),
+        key=lambda pair: (-pair[1].score, pair[0].id),
     )
-    chosen = ranked[offset : offset + limit]
-    records = {w.id: w for w in await _live_workers(session, [i for i, _ in chosen])}
-    page = [(records[i], result) for i, result in chosen if i in records]
-    recs = await _recommendations(
-        session, job_ids=[job.id], worker_ids=[w.id for w, _ in page if w.id is not None]
-    )
-    names = await cards.region_names(session, [w.hukou_village_code for w, _ in page])
     items = []
-    for worker, result in page:
-        assert worker.id is not None
-        rec = recs.get((job.id, worker.id))
+    for pooled, result in ranked[offset : offset + limit]:
         # Employers see a worker in full once a broker recommended them to this job.
-        masked = employer and rec is None
+        masked = employer and pooled.recommendation_id is None
         card = cards.worker_card(
-            worker,
-            names=names,
+            pooled,
+            names=pooled.region_names,
             masked=masked,
             cipher=cipher if employer else None,
             today=today,
-            occupation_names=_names(list(worker.occupation_codes)),
+            occupation_names=_names(pooled.occupation_codes),
         )
         items.append(
             CandidateOut(
                 score=result.score,
                 components=_components(result),
                 worker=card,
-                recommendation_id=rec.id if rec else None,
-                recommendation_status=rec.status if rec else None,
+                recommendation_id=pooled.recommendation_id,
+                recommendation_status=pooled.recommendation_status,
             )
         )
     return items, len(ranked)
+
+
+@dataclass(frozen=True, slots=True)
+class Pooled:
+    """A live worker of a job's pool as one row gave it: what ranking reads (``profile``),
+    what the card shows, the latest recommendation to the job (not lapsed) and the
+    names of the worker's district, township and village."""
+
+    id: int
+    profile: WorkerProfile
+    name: str | None
+    phone_enc: str | None
+    gender: str | None
+    birth_date: date | None
+    hukou_village_code: str
+    skills: tuple[str, ...]
+    occupation_codes: tuple[str, ...]
+    certificates: tuple[dict[str, Any], ...]
+    consent_to_recommend: bool
+    recommendation_id: int | None
+    recommendation_status: str | None
+    region_names: dict[str, str]
 
 
 _PROFILE_COLUMNS = (
@@ -219,41 +236,128 @@ _PROFILE_COLUMNS = (
 )
 
 
-async def _profiles(session: AsyncSession, ids: list[int]) -> list[tuple[int, WorkerProfile]]:
-    """What ranking reads of each live worker, without building ORM objects."""
-    if not ids:
-        return []
-    rows = await session.execute(
-        select(*_PROFILE_COLUMNS).where(col(Worker.id).in_(ids), col(Worker.deleted_at).is_(None))
-    )
-    return [
-        (
-            int(r.id),
-            WorkerProfile(
-                occupation_codes=tuple(r.occupation_codes or ()),
-                skills=tuple(r.skills or ()),
-                region_code=r.current_region_code or r.hukou_village_code,
-                mobility=r.mobility,
-                wage_min_fen=r.wage_min_fen,
-                wage_max_fen=r.wage_max_fen,
-                wage_unit=r.wage_unit,
-                available_from=r.available_from,
-                employment_status=r.employment_status,
-                certificates=tuple(_certificate(c) for c in r.certificates or ()),
-                last_verified_at=r.last_verified_at,
-            ),
+def _pool_statement() -> Select[Any]:
+    """The pooled workers' rows, built once (the job is a bound parameter); which
+    workers is added by ``_rows_of`` and ``_ROWS_BY_ID``."""
+    earlier = aliased(Recommendation, name="earlier")
+    latest = (
+        select(func.max(col(earlier.id)))
+        .where(
+            col(earlier.job_id) == bindparam("job_id"),
+            col(earlier.worker_id) == col(Worker.id),
+            col(earlier.status) != RecommendationStatus.lapsed,
         )
-        for r in rows.all()
-    ]
+        .scalar_subquery()
+    )
+    stmt = (
+        select(
+            *_PROFILE_COLUMNS,
+            col(Worker.name),
+            col(Worker.phone_enc),
+            col(Worker.gender),
+            col(Worker.birth_date),
+            col(Worker.consent_to_recommend),
+            col(Recommendation.id).label("recommendation_id"),
+            col(Recommendation.status).label("recommendation_status"),
+            col(Worker.deleted_at),
+        )
+        .select_from(Worker)
+        .outerjoin(Recommendation, col(Recommendation.id) == latest)
+    )
+    return cards.place_joins(stmt, col(Worker.hukou_village_code))
 
 
-async def _live_workers(session: AsyncSession, ids: list[int]) -> list[Worker]:
+_POOL_ROWS = _pool_statement()
+_ROWS_BY_ID = _POOL_ROWS.where(
+    col(Worker.id).in_(bindparam("ids", expanding=True)), col(Worker.deleted_at).is_(None)
+)
+
+
+@lru_cache(maxsize=16)
+def _rows_of(pick: Select[Any]) -> Select[Any]:
+    """The rows of every worker ``pick`` finds, deleted ones too (so that the rows count
+    what it found); one statement per pick's shape."""
+    return _POOL_ROWS.where(col(Worker.id).in_(pick))
+
+
+async def _pool(session: AsyncSession, query: PoolQuery, *, job_id: int) -> list[Pooled]:
+    """The live workers of the pool, one row each as it is now, without ORM objects.
+    A broker's villages in one read when they hold no more than the pool takes (the
+    usual case); otherwise the prefilter's steps pick the ids and one read loads them."""
+    everyone = whole(query)
+    if everyone is not None:
+        rows = (
+            await session.execute(
+                _rows_of(everyone.statement), {**everyone.params, "job_id": job_id}
+            )
+        ).all()
+        if len(rows) <= query.limit:
+            return [_pooled_row(r) for r in rows if r.deleted_at is None]
+    ids = await picked(session, query)
     if not ids:
         return []
-    rows = await session.execute(
-        select(Worker).where(col(Worker.id).in_(ids), col(Worker.deleted_at).is_(None))
+    rows = (await session.execute(_ROWS_BY_ID, {"ids": ids, "job_id": job_id})).all()
+    return [_pooled_row(r) for r in rows]
+
+
+def _pooled_row(row: Any) -> Pooled:
+    # Unpacked by position (the order of _pool_statement's columns): reading a row's
+    # fields by name costs more than ranking the worker.
+    (
+        worker_id,
+        occupation_codes,
+        skills,
+        current_region_code,
+        village,
+        mobility,
+        wage_min_fen,
+        wage_max_fen,
+        wage_unit,
+        available_from,
+        employment_status,
+        certificates,
+        last_verified_at,
+        name,
+        phone_enc,
+        gender,
+        birth_date,
+        consent,
+        recommendation_id,
+        recommendation_status,
+        _deleted_at,
+        *places,
+    ) = row
+    occupation_codes = tuple(occupation_codes or ())
+    skills = tuple(skills or ())
+    certificates = tuple(certificates or ())
+    return Pooled(
+        id=worker_id,
+        profile=WorkerProfile(
+            occupation_codes=occupation_codes,
+            skills=skills,
+            region_code=current_region_code or village,
+            mobility=mobility,
+            wage_min_fen=wage_min_fen,
+            wage_max_fen=wage_max_fen,
+            wage_unit=wage_unit,
+            available_from=available_from,
+            employment_status=employment_status,
+            certificates=tuple(_certificate(c) for c in certificates),
+            last_verified_at=last_verified_at,
+        ),
+        name=name,
+        phone_enc=phone_enc,
+        gender=gender,
+        birth_date=birth_date,
+        hukou_village_code=village,
+        skills=skills,
+        occupation_codes=occupation_codes,
+        certificates=certificates,
+        consent_to_recommend=bool(consent),
+        recommendation_id=recommendation_id,
+        recommendation_status=recommendation_status,
+        region_names=cards.place_names(village, places),
     )
-    return list(rows.scalars())
 
 
 async def matches(

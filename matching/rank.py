@@ -56,6 +56,10 @@ UNIT_LABELS = {"hour": "小时", "day": "天", "month": "月", "piece": "件"}
 PER_MONTH = {"hour": 21.75 * 8, "day": 21.75, "month": 1.0}
 CHONGQING = "50"
 T = TypeVar("T")
+# Occupation, distance and wage depend on a few values only (no date, no clock), and a
+# job's pool repeats them (one village, one skill, round wages): each keeps its
+# latest answers. Keyed on every value it reads, so an edited record is scored anew.
+MEMO = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,17 +161,33 @@ def occupation(
     occupation 90; another occupation of the same family 50; else 0. rapidfuzz only
     repairs the spelling of a term inside the normaliser: characters in common
     (电工 ~ 电焊工) never count as a match here."""
+    codes, skills = tuple(worker.occupation_codes), tuple(worker.skills)
+    if taxonomy is None:  # the packaged taxonomy: the same answer for the same values
+        return _occupation_packaged(codes, skills, job.occupation_code, job.title)
+    return _occupation(codes, skills, job, taxonomy)
+
+
+@lru_cache(maxsize=MEMO)
+def _occupation_packaged(
+    codes: tuple[str, ...], skills: tuple[str, ...], code: str | None, title: str
+) -> Component:
+    return _occupation(codes, skills, JobProfile(occupation_code=code, title=title), None)
+
+
+def _occupation(
+    codes: tuple[str, ...], skills: tuple[str, ...], job: JobProfile, taxonomy: Taxonomy | None
+) -> Component:
     tax = taxonomy or load_taxonomy()
     wanted = job_occupation(job, taxonomy)
     if wanted is None:
         return _c("occupation", 50, f"岗位“{job.title[:20]}”未对应到标准职业，无法比对工种")
-    if wanted.key in worker.occupation_codes:
+    if wanted.key in codes:
         return _c("occupation", 100, f"登记工种就是{wanted.name}")
-    for skill in worker.skills:
+    for skill in skills:
         for key, text in skill_keys(skill):
             if key == wanted.key:
                 return _c("occupation", 90, f"技能“{text}”即{wanted.name}")
-    own = [o for o in (tax.get(k) for k in worker.occupation_codes) if o is not None]
+    own = [o for o in (tax.get(k) for k in codes) if o is not None]
     same = [o for o in own if o.family == wanted.family]
     if same:
         label = FAMILY_LABELS.get(wanted.family, wanted.family)
@@ -215,8 +235,12 @@ def distance(worker: WorkerProfile, job: JobProfile) -> Component:
     """Proximity over the region tree, then the worker's willingness to go that far:
     a job beyond it scores 0; within it, a worker who will go away minds the distance
     less (anywhere: 70 + 30% of proximity; chongqing: 60 + 40% inside Chongqing)."""
-    level, proximity, label = _proximity(worker.region_code, job.region_code)
-    mobility = worker.mobility
+    return _distance(worker.region_code, worker.mobility, job.region_code)
+
+
+@lru_cache(maxsize=MEMO)
+def _distance(region_code: str | None, mobility: str | None, job_region: str | None) -> Component:
+    level, proximity, label = _proximity(region_code, job_region)
     if mobility is None:
         return _c("distance", proximity, f"{label}；外出意愿未登记")
     willing = _MOBILITY_LABELS.get(mobility, "外出意愿未登记")
@@ -249,34 +273,45 @@ def wage(worker: WorkerProfile, job: JobProfile) -> Component:
     """The offer against the worker's lowest acceptable wage, in monthly equivalents
     when the units differ. Offer reaches it from its minimum 100, only at its maximum
     80; short of it, 30 points off per 10% short (33% short scores 0)."""
-    want, want_unit = worker.wage_min_fen or worker.wage_max_fen, worker.wage_unit
+    want = worker.wage_min_fen or worker.wage_max_fen
     offer_max = job.wage_max_fen or job.wage_min_fen
     offer_min = job.wage_min_fen or job.wage_max_fen
+    return _wage(want, worker.wage_unit, offer_min, offer_max, job.wage_unit)
+
+
+@lru_cache(maxsize=MEMO)
+def _wage(
+    want: int | None,
+    want_unit: str | None,
+    offer_min: int | None,
+    offer_max: int | None,
+    unit: str | None,
+) -> Component:
     if want is None or want_unit is None:
         return _c("wage", 70, "劳动者未登记期望工资")
-    if offer_max is None or offer_min is None or job.wage_unit is None:
+    if offer_max is None or offer_min is None or unit is None:
         return _c("wage", 50, "岗位未写明工资")
-    if want_unit == job.wage_unit:
+    if want_unit == unit:
         want_m, max_m, min_m = float(want), float(offer_max), float(offer_min)
         note = ""
     else:
         w, hi, lo = (
             _monthly(want, want_unit),
-            _monthly(offer_max, job.wage_unit),
-            _monthly(offer_min, job.wage_unit),
+            _monthly(offer_max, unit),
+            _monthly(offer_min, unit),
         )
         if w is None or hi is None or lo is None:
             return _c(
                 "wage",
                 50,
                 f"计薪方式不同（期望按{UNIT_LABELS.get(want_unit, want_unit)}，"
-                f"岗位按{UNIT_LABELS.get(job.wage_unit, job.wage_unit)}），无法比较",
+                f"岗位按{UNIT_LABELS.get(unit, unit)}），无法比较",
             )
         want_m, max_m, min_m = w, hi, lo
         note = "（按每月21.75天、每天8小时折算）"
-    offered = yuan(offer_min, job.wage_unit)
+    offered = yuan(offer_min, unit)
     if offer_max != offer_min:
-        offered = f"{yuan(offer_min, job.wage_unit)}～{yuan(offer_max, job.wage_unit)}"
+        offered = f"{yuan(offer_min, unit)}～{yuan(offer_max, unit)}"
     expected = yuan(want, want_unit)
     if min_m >= want_m:
         return _c("wage", 100, f"岗位工资 {offered} 达到期望 {expected}{note}")

@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, insert, select
+from sqlalchemy import ColumnElement, Integer, Select, bindparam, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -114,10 +115,16 @@ async def rebuild(session: AsyncSession, *, batch: int = 20_000) -> int:
         last = int(chunk[-1][0] or last)
 
 
+def bounds(prefix: str) -> tuple[str, str]:
+    """The range of codes starting with ``prefix``: 500101 <= code < 500102."""
+    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
 def under(column: Any, prefix: str) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
     """Codes starting with ``prefix`` as a range both databases answer from an index
     (a LIKE with a bound pattern is never one on SQLite): 500101 <= code < 500102."""
-    return column >= prefix, column < prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    low, high = bounds(prefix)
+    return column >= low, column < high
 
 
 @dataclass(frozen=True)
@@ -134,40 +141,139 @@ class PoolQuery:
     limit: int = POOL
 
 
+def _prefix(code: str | None) -> str | None:
+    """A region prefix worth a condition (every code is the city's)."""
+    return code if code and len(code) > len(CITY_CODE) else None
+
+
+@lru_cache(maxsize=64)
+def _statement(
+    *,
+    consent: bool,
+    villages: bool,
+    region: bool,
+    near: bool,
+    exclude: bool,
+    fresh_first: bool,
+    distinct: bool = False,
+) -> Select[Any]:
+    """One pick's statement, by its shape; the values are bound parameters, so each
+    shape is built (and compiled) once per process."""
+    wo = WorkerOccupation
+    stmt = select(col(wo.worker_id)).where(
+        col(wo.occupation_key).in_(bindparam("keys", expanding=True))
+    )
+    if consent:
+        stmt = stmt.where(col(wo.consent).is_(True))
+    if villages:
+        stmt = stmt.where(col(wo.village_code).in_(bindparam("villages", expanding=True)))
+    for name, wanted in (("region", region), ("near", near)):
+        if wanted:
+            stmt = stmt.where(
+                col(wo.village_code) >= bindparam(f"{name}_low"),
+                col(wo.village_code) < bindparam(f"{name}_high"),
+            )
+    if exclude:
+        stmt = stmt.where(col(wo.worker_id).not_in(bindparam("found", expanding=True)))
+    if fresh_first:
+        # The freshest records of the job's own occupation (an index range scan);
+        # related occupations are a fallback and take any.
+        stmt = stmt.order_by(col(wo.verified_at).desc())
+    if distinct:
+        stmt = stmt.distinct()
+    return stmt.limit(bindparam("want", type_=Integer))
+
+
+@dataclass(frozen=True)
+class Pick:
+    """A statement of worker ids and the values of its parameters."""
+
+    statement: Select[Any]
+    params: dict[str, Any]
+
+
+def _pick(
+    query: PoolQuery,
+    keys: Sequence[str],
+    *,
+    near: str | None,
+    found: dict[int, None],
+    want: int,
+    fresh_first: bool,
+    distinct: bool = False,
+) -> Pick:
+    region = _prefix(query.region_prefix)
+    params: dict[str, Any] = {"keys": list(keys), "want": want}
+    if query.villages is not None:
+        params["villages"] = sorted(query.villages)
+    for name, code in (("region", region), ("near", near)):
+        if code:
+            params[f"{name}_low"], params[f"{name}_high"] = bounds(code)
+    if found:
+        params["found"] = list(found)
+    stmt = _statement(
+        consent=query.consent_only,
+        villages=query.villages is not None,
+        region=region is not None,
+        near=near is not None,
+        exclude=bool(found),
+        fresh_first=fresh_first,
+        distinct=distinct,
+    )
+    return Pick(stmt, params)
+
+
+async def _ids(session: AsyncSession, pick: Pick) -> list[int]:
+    rows = await session.execute(pick.statement, pick.params)
+    return [int(worker_id) for worker_id in rows.scalars()]
+
+
+def whole(query: PoolQuery) -> Pick | None:
+    """A broker's villages seldom hold more workers of the pool's occupations than the
+    pool takes: this pick reads them all, distinct, up to one more than the limit. When
+    it finds no more than the limit, that is the pool (the order of the steps only
+    decides who is left out); otherwise the steps decide (``picked``)."""
+    if query.villages is None:
+        return None
+    every = list(dict.fromkeys([*query.exact, *query.related]))
+    if not every:
+        return None
+    return _pick(
+        query, every, near=None, found={}, want=query.limit + 1, fresh_first=False, distinct=True
+    )
+
+
 async def pool(session: AsyncSession, query: PoolQuery) -> list[int]:
     """Worker ids to rank, bounded by ``query.limit``: those of the job's occupation near
     the job, then anywhere (most recently verified first), then of related occupations.
-    Each step is one index range scan."""
+    Each step is one index range scan; a broker's villages are read whole first."""
+    everyone = whole(query)
+    if everyone is not None:
+        ids = await _ids(session, everyone)
+        if len(ids) <= query.limit:
+            return ids
+    return await picked(session, query)
+
+
+async def picked(session: AsyncSession, query: PoolQuery) -> list[int]:
+    """The pool by its steps, in order, each taking what the ones before left."""
     found: dict[int, None] = {}
+    near = _prefix(query.near_prefix)
     steps: list[tuple[Sequence[str], str | None]] = []
     if query.near_prefix:
-        steps.append((query.exact, query.near_prefix))
+        steps.append((query.exact, near))
     steps.append((query.exact, None))
     if query.related:
         if query.near_prefix:
-            steps.append((query.related, query.near_prefix))
+            steps.append((query.related, near))
         steps.append((query.related, None))
     for keys, prefix in steps:
         want = query.limit - len(found)
         if want <= 0 or not keys:
             continue
-        stmt = select(col(WorkerOccupation.worker_id)).where(
-            col(WorkerOccupation.occupation_key).in_(list(keys))
+        pick = _pick(
+            query, keys, near=prefix, found=found, want=want, fresh_first=keys is query.exact
         )
-        if query.consent_only:
-            stmt = stmt.where(col(WorkerOccupation.consent).is_(True))
-        if query.villages is not None:
-            stmt = stmt.where(col(WorkerOccupation.village_code).in_(sorted(query.villages)))
-        for code_prefix in (query.region_prefix, prefix):
-            if code_prefix and len(code_prefix) > len(CITY_CODE):  # all codes are the city's
-                stmt = stmt.where(*under(col(WorkerOccupation.village_code), code_prefix))
-        if found:
-            stmt = stmt.where(col(WorkerOccupation.worker_id).not_in(list(found)))
-        if keys is query.exact:
-            # The freshest records of the job's own occupation (an index range scan);
-            # related occupations are a fallback and take any.
-            stmt = stmt.order_by(col(WorkerOccupation.verified_at).desc())
-        stmt = stmt.limit(want)
-        for worker_id in (await session.execute(stmt)).scalars():
+        for worker_id in await _ids(session, pick):
             found.setdefault(worker_id, None)
     return list(found)

@@ -9,11 +9,13 @@ phone stays behind the register's audited reveal. See docs/matching.md.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
+from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from marketplace.crypto import DataCipher
@@ -22,7 +24,6 @@ from marketplace.organizations.models import Organization
 from marketplace.placements.models import JobCard, WorkerCard
 from marketplace.regions.models import Region
 from marketplace.workers.identity import age_on
-from marketplace.workers.models import Worker
 from marketplace.workers.records import CTX_PHONE
 from marketplace.workers.rules import UNIT_LABELS, mask_name
 
@@ -53,8 +54,31 @@ def place(code: str | None, names: dict[str, str], *, depth: int = 12) -> str:
     return "".join(parts) or code
 
 
+class CardSource(Protocol):
+    """What a card reads of a worker: a ``Worker`` or a plain row of these columns."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def phone_enc(self) -> str | None: ...
+    @property
+    def gender(self) -> str | None: ...
+    @property
+    def birth_date(self) -> date | None: ...
+    @property
+    def hukou_village_code(self) -> str: ...
+    @property
+    def skills(self) -> Sequence[str]: ...
+    @property
+    def certificates(self) -> Sequence[Mapping[str, Any]]: ...
+    @property
+    def consent_to_recommend(self) -> bool: ...
+
+
 def worker_card(
-    worker: Worker,
+    worker: CardSource,
     *,
     names: dict[str, str],
     masked: bool,
@@ -91,17 +115,69 @@ def wage_text(job: Job) -> str:
 
 
 def job_card(job: Job, *, names: dict[str, str], organization: Organization | None) -> JobCard:
+    return _job_card(job, names=names, organization_name=organization.name if organization else "")
+
+
+def _job_card(job: Job, *, names: dict[str, str], organization_name: str) -> JobCard:
     assert job.id is not None
     in_chongqing = job.work_region_code.startswith("50")
     where = place(job.work_region_code, names) if in_chongqing else (job.work_location_text or "")
     return JobCard(
         id=job.id,
         title=job.title,
-        organization_name=organization.name if organization else "",
+        organization_name=organization_name,
         work_place=where,
         wage=wage_text(job),
         starts_on=job.starts_on,
         status=STATUS_LABELS.get(job.status, job.status),  # type: ignore[call-overload]
+    )
+
+
+PLACE_LENGTHS = (6, 9, 12)  # district, township, village
+
+
+def place_joins(stmt: Select[Any], code: Any) -> Select[Any]:
+    """``stmt`` with the names of ``code``'s district, township and village (columns
+    place6, place9, place12; None where the code is shorter or unknown)."""
+    places = [aliased(Region, name=f"place{n}") for n in PLACE_LENGTHS]
+    for region, n in zip(places, PLACE_LENGTHS, strict=True):
+        stmt = stmt.add_columns(col(region.name).label(f"place{n}")).outerjoin(
+            region, col(region.code) == func.substr(code, 1, n)
+        )
+    return stmt
+
+
+def place_names(code: str | None, found: Iterable[str | None]) -> dict[str, str]:
+    """What ``region_names`` answers for ``code``, from place_joins' three columns."""
+    if not code:
+        return {}
+    return {
+        code[:n]: name
+        for n, name in zip(PLACE_LENGTHS, found, strict=True)
+        if name is not None and len(code) >= n
+    }
+
+
+def _job_card_statement() -> Select[Any]:
+    stmt = (
+        select(col(Organization.name))
+        .select_from(Job)
+        .outerjoin(Organization, col(Organization.id) == col(Job.organization_id))
+        .where(col(Job.id) == bindparam("job_id"))
+    )
+    return place_joins(stmt, col(Job.work_region_code))
+
+
+_JOB_CARD = _job_card_statement()
+
+
+async def job_card_of(session: AsyncSession, job: Job) -> JobCard:
+    """One job's card: its organisation's name and its place names in one read."""
+    organization_name, *found = (await session.execute(_JOB_CARD, {"job_id": job.id})).one()
+    return _job_card(
+        job,
+        names=place_names(job.work_region_code, found),
+        organization_name=organization_name or "",
     )
 
 

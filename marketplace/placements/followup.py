@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import calendar
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Integer, Select, bindparam, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -190,49 +191,65 @@ async def resolve_arrears(
 # --- standing ------------------------------------------------------------------------
 
 
+def _standing_statement() -> Select[Any]:
+    """Placements, first-wage reports and arrears of one organisation: three one-row
+    aggregates side by side, one round trip (built once; the organisation is bound)."""
+    org = bindparam("organization_id", type_=Integer)
+    placed = (
+        select(func.count().label("placements"))
+        .where(col(Placement.organization_id) == org)
+        .subquery("placed")
+    )
+    reports = (
+        select(
+            func.count().label("reports"),
+            func.count()
+            .filter(col(WageReport.paid_in_full).is_(True), col(WageReport.paid_on_time).is_(True))
+            .label("good"),
+            func.count()
+            .filter(col(WageReport.paid_in_full).is_(True), col(WageReport.paid_on_time).is_(False))
+            .label("late"),
+        )
+        .select_from(WageReport)
+        .join(Placement, col(Placement.id) == col(WageReport.placement_id))
+        .where(col(Placement.organization_id) == org)
+        .subquery("reports")
+    )
+    cases = (
+        select(
+            func.count().label("total"),
+            func.count().filter(col(ArrearsCase.status) == ArrearsStatus.open).label("open"),
+        )
+        .where(col(ArrearsCase.organization_id) == org)
+        .subquery("cases")
+    )
+    return select(
+        placed.c.placements,
+        reports.c.reports,
+        reports.c.good,
+        reports.c.late,
+        cases.c.total,
+        cases.c.open,
+    ).select_from(placed.join(reports, true()).join(cases, true()))
+
+
+_STANDING = _standing_statement()
+
+
 async def standing(*, session: AsyncSession, organization_id: int) -> Standing:
     """The employer's record with placed workers, for reviewers' and brokers' job and
     organisation views. Counts placements where the organisation is the employer."""
-    placements = (
-        await session.execute(
-            select(func.count()).where(col(Placement.organization_id) == organization_id)
-        )
-    ).scalar_one()
-    reports = (
-        await session.execute(
-            select(
-                func.count(),
-                func.count().filter(
-                    col(WageReport.paid_in_full).is_(True), col(WageReport.paid_on_time).is_(True)
-                ),
-                func.count().filter(
-                    col(WageReport.paid_in_full).is_(True), col(WageReport.paid_on_time).is_(False)
-                ),
-            )
-            .select_from(WageReport)
-            .join(Placement, col(Placement.id) == col(WageReport.placement_id))
-            .where(col(Placement.organization_id) == organization_id)
-        )
-    ).one()
-    cases = (
-        await session.execute(
-            select(
-                func.count(),
-                func.count().filter(col(ArrearsCase.status) == ArrearsStatus.open),
-            ).where(col(ArrearsCase.organization_id) == organization_id)
-        )
-    ).one()
-    total_reports, good, late = int(reports[0]), int(reports[1]), int(reports[2])
-    arrears_total, open_arrears = int(cases[0]), int(cases[1])
+    row = (await session.execute(_STANDING, {"organization_id": organization_id})).one()
+    placements, total_reports, good, late, arrears_total, open_arrears = (int(n) for n in row)
     return Standing(
         organization_id=organization_id,
-        placements=int(placements),
+        placements=placements,
         wage_reports=total_reports,
         paid_in_full_on_time=good,
         paid_late=late,
         open_arrears=open_arrears,
         arrears_total=arrears_total,
-        summary=_summary(int(placements), total_reports, good, late, open_arrears, arrears_total),
+        summary=_summary(placements, total_reports, good, late, open_arrears, arrears_total),
         warning=open_arrears > 0,
     )
 

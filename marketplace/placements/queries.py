@@ -8,7 +8,7 @@ officers those of workers from their region. Anything else is absent (404).
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import TypeVar
 
 from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,6 +19,7 @@ from marketplace.brokers.models import Broker
 from marketplace.crypto import DataCipher
 from marketplace.errors import NotFound
 from marketplace.jobs.models import Job
+from marketplace.organizations.models import OrganizationMember
 from marketplace.placements import cards
 from marketplace.placements.followup import arrears_of, report_due_on, wage_report_of
 from marketplace.placements.models import (
@@ -29,27 +30,33 @@ from marketplace.placements.models import (
     RecommendationPublic,
     WageReportPublic,
 )
-from marketplace.placements.service import organization_of
-from marketplace.workers import scope
 from marketplace.workers.models import Worker
 
 
-async def _reach_filter(session: AsyncSession, actor: Actor) -> list[ColumnElement[bool]]:
-    """Conditions on a Recommendation joined to Job and Worker limiting it to the actor."""
+def _reach_filter(actor: Actor) -> list[ColumnElement[bool]]:
+    """Conditions on a Recommendation joined to Job and Worker limiting it to the actor;
+    the broker or organisation the account acts for is a subquery (one per account:
+    ``user_id`` is unique in both), so no read of its own."""
     require(actor, "recommendation.view")
     if actor.is_system:
         return []
     if actor.role == Role.broker:
-        broker = await scope.broker_of(session, actor)
-        return [col(Recommendation.broker_id) == (broker.id if broker else -1)]
+        broker = select(col(Broker.id)).where(col(Broker.user_id) == actor.user_id)
+        return [col(Recommendation.broker_id) == broker.scalar_subquery()]
     if actor.role in (Role.employer, Role.agency):
-        org = await organization_of(session, actor)
-        org_id = org if org is not None else -1
-        return [or_(col(Job.organization_id) == org_id, col(Job.agency_id) == org_id)]
+        org = (
+            select(col(OrganizationMember.organization_id))
+            .where(col(OrganizationMember.user_id) == actor.user_id)
+            .scalar_subquery()
+        )
+        return [or_(col(Job.organization_id) == org, col(Job.agency_id) == org)]
     return [col(Worker.hukou_village_code).startswith(actor.region_code)]
 
 
-def _joined(stmt: Select[Any]) -> Select[Any]:
+S = TypeVar("S", bound=Select)
+
+
+def _joined(stmt: S) -> S:
     return stmt.join(Job, col(Job.id) == col(Recommendation.job_id)).join(
         Worker, col(Worker.id) == col(Recommendation.worker_id)
     )
@@ -67,33 +74,41 @@ async def list_recommendations(
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[RecommendationPublic], int]:
-    where = await _reach_filter(session, actor)
+    where = _reach_filter(actor)
     if job_id is not None:
         where.append(col(Recommendation.job_id) == job_id)
     if worker_id is not None:
         where.append(col(Recommendation.worker_id) == worker_id)
     if status is not None:
         where.append(col(Recommendation.status) == status)
-    total = (
+    # The page and the total in one read; only a page past the end reads the total alone.
+    rows = (
         await session.execute(
-            _joined(select(func.count()).select_from(Recommendation)).where(*where)
+            _joined(select(Recommendation, func.count().over().label("total")))
+            .where(*where)
+            .order_by(col(Recommendation.updated_at).desc(), col(Recommendation.id).desc())
+            .limit(limit)
+            .offset(offset)
         )
-    ).scalar_one()
-    rows = await session.execute(
-        _joined(select(Recommendation))
-        .where(*where)
-        .order_by(col(Recommendation.updated_at).desc(), col(Recommendation.id).desc())
-        .limit(limit)
-        .offset(offset)
-    )
-    recs = list(rows.scalars())
+    ).all()
+    recs = [row[0] for row in rows]
+    if rows:
+        total = int(rows[0].total)
+    elif offset == 0:
+        total = 0
+    else:
+        total = (
+            await session.execute(
+                _joined(select(func.count()).select_from(Recommendation)).where(*where)
+            )
+        ).scalar_one()
     return await to_public(session, actor, cipher, recs, today=today), int(total)
 
 
 async def get_recommendation(
     *, session: AsyncSession, actor: Actor, cipher: DataCipher, recommendation_id: int, today: date
 ) -> RecommendationPublic:
-    where = await _reach_filter(session, actor)
+    where = _reach_filter(actor)
     rec = (
         await session.execute(
             _joined(select(Recommendation)).where(
@@ -191,7 +206,7 @@ async def get_placement(
 ) -> PlacementPublic:
     """The recommending broker, the employer and officers of the worker's region."""
     placement = await session.get(Placement, placement_id)
-    where = await _reach_filter(session, actor)
+    where = _reach_filter(actor)
     if placement is not None:
         visible = (
             await session.execute(

@@ -21,7 +21,7 @@ from marketplace.db import unit_of_work
 from marketplace.dispatcher import Registry, drain
 from marketplace.errors import Conflict, Forbidden, Invalid, NotFound
 from marketplace.events import OutboxEvent
-from marketplace.placements import candidates, followup, rate, service
+from marketplace.placements import candidates, followup, queries, rate, service
 from marketplace.placements import demo as placements_demo
 from marketplace.placements.models import (
     ArrearsCase,
@@ -395,3 +395,25 @@ async def test_demo_recommendations_once(scene: Scene) -> None:
     assert rec.worker_id == scene.worker_id
     async with unit_of_work(scene.sessions) as session:
         assert await placements_demo.demo_placements(session, seed=1) == 0
+
+
+async def test_recommendation_lists_count_within_each_readers_reach(scene: Scene) -> None:
+    """The page and its total come from one read; a page past the end still says how
+    many there are; each reader counts only what they may see."""
+    rec = await recommend(scene, scene.broker_a)
+
+    async def listed(actor: Actor, **query: Any) -> tuple[list[int | None], int]:
+        async with scene.sessions() as session:
+            items, total = await queries.list_recommendations(
+                session=session, actor=actor, cipher=scene.cipher, today=date.today(), **query
+            )
+        return [item.id for item in items], total
+
+    assert await listed(scene.employer) == ([rec.id], 1)
+    assert await listed(scene.employer, job_id=scene.job_id, offset=1) == ([], 1)
+    assert await listed(scene.employer, status="hired") == ([], 0)
+    assert await listed(scene.other_employer) == ([], 0)
+    assert await listed(scene.other_employer, offset=5) == ([], 0)
+    assert await listed(scene.broker_a) == ([rec.id], 1)
+    assert await listed(scene.broker_b) == ([], 0)  # another broker's recommendation
+    assert await listed(scene.officer, worker_id=scene.worker_id) == ([rec.id], 1)

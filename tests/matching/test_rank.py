@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -10,6 +11,7 @@ from matching.rank import (
     WEIGHTS,
     Certificate,
     JobProfile,
+    Ranked,
     WorkerProfile,
     availability,
     certificates,
@@ -301,3 +303,84 @@ def test_rank_orders_best_first():
     job = JobProfile(occupation_code="welder", region_code=VILLAGE)
     ranked = rank([cook, far, near], lambda w: score(w, job, now=NOW), limit=2)
     assert [w for w, _ in ranked] == [near, far]
+
+
+# --- the memo ----------------------------------------------------------------------------
+
+
+def _profiles() -> list[WorkerProfile]:
+    """Workers that differ in one value at a time from a base one."""
+    base = WorkerProfile(
+        occupation_codes=("welder",),
+        skills=("电焊",),
+        region_code=VILLAGE,
+        mobility="local",
+        wage_min_fen=300_00,
+        wage_unit="day",
+    )
+    return [
+        base,
+        replace(base, occupation_codes=("rebar_worker",)),
+        replace(base, occupation_codes=["rebar_worker"]),  # a list
+        replace(base, occupation_codes=(), skills=("会二保焊",)),
+        replace(base, occupation_codes=(), skills=("炒菜",)),
+        replace(base, region_code=OTHER_DISTRICT),
+        replace(base, mobility="anywhere"),
+        replace(base, mobility=None),
+        replace(base, wage_min_fen=500_00),
+        replace(base, wage_min_fen=None, wage_max_fen=600_00),
+        replace(base, wage_unit="month", wage_min_fen=9000_00),
+    ]
+
+
+JOBS = [
+    JobProfile(
+        occupation_code="welder",
+        title="电焊工",
+        region_code=SAME_DISTRICT,
+        wage_min_fen=300_00,
+        wage_max_fen=380_00,
+        wage_unit="day",
+    ),
+    WELDER,
+    JobProfile(occupation_code="welder", title="电焊工", region_code=SAME_DISTRICT),
+    JobProfile(title="招聘电焊工若干名", region_code=OTHER_DISTRICT, wage_min_fen=250_00),
+    JobProfile(
+        occupation_code="rebar_worker",
+        title="钢筋工",
+        region_code=VILLAGE,
+        wage_min_fen=280_00,
+        wage_max_fen=350_00,
+        wage_unit="day",
+    ),
+    JobProfile(title="杂活", wage_min_fen=6000_00, wage_unit="month"),
+]
+
+
+def _all_scores(order: int) -> dict[tuple[int, int], Ranked]:
+    pairs = [(w, j) for w in range(len(_profiles())) for j in range(len(JOBS))][::order]
+    workers = _profiles()
+    return {(w, j): score(workers[w], JOBS[j], now=NOW, today=TODAY) for w, j in pairs}
+
+
+def test_remembered_components_answer_for_every_value_they_read() -> None:
+    """Occupation, distance and wage keep their answers; an answer is never one made
+    for another worker or job (each differs from the base in one value, computed in
+    both orders from an empty memo, and without the memo for occupation)."""
+    from matching import rank as ranking
+    from matching.taxonomy import load_taxonomy
+
+    memos = (ranking._occupation_packaged, ranking._distance, ranking._wage)
+    for memo in memos:
+        memo.cache_clear()
+    forward = _all_scores(1)
+    for memo in memos:
+        memo.cache_clear()
+    assert _all_scores(-1) == forward
+    assert all(memo.cache_info().hits for memo in memos)
+    workers = _profiles()
+    for (w, j), ranked in forward.items():
+        fresh = occupation(workers[w], JOBS[j], load_taxonomy())  # the memo's bypass
+        assert ranked.component("occupation") == fresh
+    base = forward[(0, 0)]
+    assert [w for w in range(1, len(workers)) if forward[(w, 0)] == base] == []

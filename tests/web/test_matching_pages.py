@@ -19,6 +19,8 @@ from marketplace.db import unit_of_work
 from marketplace.dispatcher import drain
 from marketplace.placements import service
 from marketplace.placements.models import RecommendationCreate, StatusChange
+from marketplace.workers import service as workers
+from marketplace.workers.models import WageUnit, WorkerUpdate
 from tests.marketplace import placements_scene
 from tests.web.test_pages import _csrf, page_login
 
@@ -158,3 +160,44 @@ async def test_broker_reports_an_unpaid_first_wage_on_the_page(
     )
     assert "ok=已登记欠薪" in unquote(good.headers["location"])
     assert "欠薪已登记" in (await client.get("/matching")).text
+
+
+async def test_a_jobs_candidates_page_reads_the_register_as_it_is_now(
+    client: Client,
+    make_account: Any,
+    sessions: async_sessionmaker[AsyncSession],
+    cipher: DataCipher,
+) -> None:
+    """The broker's page names the job, its employer's standing and both village
+    workers with reasons; a wage edit shows on the next view; the employer sees the
+    consenting worker masked, another employer nothing."""
+    s = await placements_scene.build(sessions, make_account, cipher)
+    await drain(sessions, client.app.state.registry)
+    await page_login(client, s.accounts["a"])
+    url = f"/matching/jobs/{s.job_id}"
+    page = await client.get(url)
+    assert page.status_code == 200
+    shown = ("电焊工", "渝中钢构有限公司", "渝中区", "尚无经平台上岗的劳动者", "2 人中前 2 位")
+    shown += ("张一", "张二", "登记工种就是电焊工")
+    shown += ("本人未同意推荐就业",)  # the silent worker: no recommend button
+    assert [text for text in shown if text not in page.text] == []
+    assert f'name="worker_id" value="{s.worker_id}"' in page.text
+    assert f'name="worker_id" value="{s.silent_worker_id}"' not in page.text
+
+    async with unit_of_work(sessions) as session:
+        await workers.update_worker(
+            session=session,
+            actor=s.broker_a,
+            cipher=cipher,
+            worker_id=s.worker_id,
+            data=WorkerUpdate(wage_min_fen=500_00, wage_unit=WageUnit.day),
+        )
+    assert "低于期望 500 元/天" in (await client.get(url)).text
+
+    await page_login(client, s.accounts["employer"])
+    seen = await client.get(url)
+    assert seen.status_code == 200
+    assert [t for t in ("张*", "经纪人推荐后显示姓名和电话") if t not in seen.text] == []
+    assert [t for t in ("张一", "张二") if t in seen.text] == []
+    await page_login(client, s.accounts["other_employer"])
+    assert (await client.get(url)).status_code == 404

@@ -159,13 +159,12 @@ async def job_candidates(
     ok: Message = None,
     error: Message = None,
 ) -> Template:
+    # Held here, the job candidates() reads is the same object (no second read).
+    job = await db.get(Job, job_id)
     items, total = await matches.candidates(
         session=db, actor=actor, cipher=cipher, job_id=job_id, limit=30
     )
-    job = await db.get(Job, job_id)
     assert job is not None
-    names = await cards.region_names(db, [job.work_region_code])
-    orgs = await cards.organizations(db, [job.organization_id])
     standing = None
     if can(actor, "organization.standing"):
         standing = await followup.standing(session=db, organization_id=job.organization_id)
@@ -173,7 +172,7 @@ async def job_candidates(
         request,
         db,
         "matching/job.html",
-        job=cards.job_card(job, names=names, organization=orgs.get(job.organization_id)),
+        job=await cards.job_card_of(db, job),
         items=items,
         total=total,
         standing=standing,
