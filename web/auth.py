@@ -135,5 +135,9 @@ def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
     return user
 
 
-def requires_login(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+async def requires_login(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
+    """Guards are ``async def`` though they never wait: Litestar runs a plain ``def``
+    guard in its thread pool, a thread hand-off on every request."""
     principal_of(connection)
