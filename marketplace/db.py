@@ -7,6 +7,8 @@ when a read lock cannot be upgraded. Within one process, writers to a SQLite dat
 also queue on an asyncio lock before they ask SQLite (``begin_write``): SQLite's busy
 handler polls and is not fair, so under load a writer could lose the race for its
 whole busy timeout and fail with "database is locked" (bench/bench_load.py found it).
+SQLite reads run in the event loop's thread and everything that may wait for a lock in
+the connection's own thread (marketplace/sqlite_driver.py).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, DateTime, event, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -32,6 +34,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
+
+from marketplace.sqlite_driver import InlineReadsDBAPI
 
 WRITE_OPTION = "laowu_write"
 SQLITE_BUSY_TIMEOUT_MS = 15_000
@@ -75,6 +79,8 @@ def create_engine(url: str, *, echo: bool = False, pooled: bool = True) -> Async
     kwargs: dict[str, Any] = {"echo": echo}
     if is_sqlite(url):
         kwargs["connect_args"] = {"timeout": sqlite_busy_timeout_ms() / 1000}
+        if _inline_reads(url):
+            kwargs["module"] = InlineReadsDBAPI()
     if not pooled:
         kwargs["poolclass"] = NullPool
     elif not is_sqlite(url):
@@ -86,6 +92,14 @@ def create_engine(url: str, *, echo: bool = False, pooled: bool = True) -> Async
     if is_sqlite(url):
         _configure_sqlite(engine)
     return engine
+
+
+def _inline_reads(url: str) -> bool:
+    """SQLite reads in the event loop's thread (marketplace/sqlite_driver.py), for the
+    aiosqlite driver, unless ``LAOWU_SQLITE_INLINE_READS=0``."""
+    if os.environ.get("LAOWU_SQLITE_INLINE_READS", "").strip() == "0":
+        return False
+    return make_url(url).get_driver_name() == "aiosqlite"
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
