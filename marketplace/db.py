@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,6 +26,7 @@ from sqlalchemy import ColumnElement, DateTime, event, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Dialect, Engine, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -84,14 +86,45 @@ def create_engine(url: str, *, echo: bool = False, pooled: bool = True) -> Async
     if not pooled:
         kwargs["poolclass"] = NullPool
     elif not is_sqlite(url):
-        kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+        kwargs.update(pool_size=10, max_overflow=10)
     if not is_sqlite(url):
         # Short OLTP queries: PostgreSQL's JIT costs far more than it saves here.
         kwargs["connect_args"] = {"server_settings": {"jit": "off"}}
     engine = create_async_engine(url, **kwargs)
     if is_sqlite(url):
         _configure_sqlite(engine)
+    elif pooled:
+        _ping_when_idle(engine)
     return engine
+
+
+# A pooled PostgreSQL connection that has sat unused this long is pinged before use.
+PING_IDLE_SECONDS = 10.0
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """SQLAlchemy's ``pool_pre_ping`` pings every connection at every checkout: with
+    asyncpg that is three round trips (BEGIN, an empty query, ROLLBACK) per request.
+    Here only a connection idle for ``PING_IDLE_SECONDS`` is pinged (a server restart
+    or a firewall's idle timeout drops connections while they sit unused); one that
+    fails is replaced before the request sees it. A connection in steady use is not
+    pinged: if the server goes away under load, the statement that finds it gone
+    fails (503 or 500, nothing written) and SQLAlchemy then retires every pooled
+    connection made before that moment."""
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info["laowu_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.pop("laowu_idle_since", None)
+        if since is None or time.monotonic() - since < PING_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError("pooled connection did not answer a ping") from exc
 
 
 def _inline_reads(url: str) -> bool:
