@@ -7,12 +7,15 @@ when a read lock cannot be upgraded. Within one process, writers to a SQLite dat
 also queue on an asyncio lock before they ask SQLite (``begin_write``): SQLite's busy
 handler polls and is not fair, so under load a writer could lose the race for its
 whole busy timeout and fail with "database is locked" (bench/bench_load.py found it).
+SQLite reads run in the event loop's thread and everything that may wait for a lock in
+the connection's own thread (marketplace/sqlite_driver.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import time
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,7 +25,8 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, DateTime, event, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -32,6 +36,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
+
+from marketplace.sqlite_driver import InlineReadsDBAPI
 
 WRITE_OPTION = "laowu_write"
 SQLITE_BUSY_TIMEOUT_MS = 15_000
@@ -75,17 +81,58 @@ def create_engine(url: str, *, echo: bool = False, pooled: bool = True) -> Async
     kwargs: dict[str, Any] = {"echo": echo}
     if is_sqlite(url):
         kwargs["connect_args"] = {"timeout": sqlite_busy_timeout_ms() / 1000}
+        if _inline_reads(url):
+            kwargs["module"] = InlineReadsDBAPI()
     if not pooled:
         kwargs["poolclass"] = NullPool
     elif not is_sqlite(url):
-        kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+        kwargs.update(pool_size=10, max_overflow=10)
     if not is_sqlite(url):
         # Short OLTP queries: PostgreSQL's JIT costs far more than it saves here.
         kwargs["connect_args"] = {"server_settings": {"jit": "off"}}
     engine = create_async_engine(url, **kwargs)
     if is_sqlite(url):
         _configure_sqlite(engine)
+    elif pooled:
+        _ping_when_idle(engine)
     return engine
+
+
+# A pooled PostgreSQL connection that has sat unused this long is pinged before use.
+PING_IDLE_SECONDS = 10.0
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """SQLAlchemy's ``pool_pre_ping`` pings every connection at every checkout: with
+    asyncpg that is three round trips (BEGIN, an empty query, ROLLBACK) per request.
+    Here only a connection idle for ``PING_IDLE_SECONDS`` is pinged (a server restart
+    or a firewall's idle timeout drops connections while they sit unused); one that
+    fails is replaced before the request sees it. A connection in steady use is not
+    pinged: if the server goes away under load, the statement that finds it gone
+    fails (503 or 500, nothing written) and SQLAlchemy then retires every pooled
+    connection made before that moment."""
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info["laowu_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.pop("laowu_idle_since", None)
+        if since is None or time.monotonic() - since < PING_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError("pooled connection did not answer a ping") from exc
+
+
+def _inline_reads(url: str) -> bool:
+    """SQLite reads in the event loop's thread (marketplace/sqlite_driver.py), for the
+    aiosqlite driver, unless ``LAOWU_SQLITE_INLINE_READS=0``."""
+    if os.environ.get("LAOWU_SQLITE_INLINE_READS", "").strip() == "0":
+        return False
+    return make_url(url).get_driver_name() == "aiosqlite"
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

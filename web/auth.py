@@ -16,6 +16,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace.access import Actor
 from marketplace.accounts import service as accounts
@@ -27,6 +28,7 @@ from web import proxies
 log = logging.getLogger(__name__)
 SESSION_COOKIE = "laowu_session"
 API_PREFIX = "/api/"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass(frozen=True)
@@ -57,31 +59,62 @@ def _credentials(scope: Scope) -> tuple[str, str] | None:
 
 
 class AuthMiddleware(ASGIMiddleware):
-    """Put the calling ``Principal`` (or None) into ``scope['user']``."""
+    """Put the calling ``Principal`` (or None) into ``scope['user']``.
+
+    A read (GET, HEAD, OPTIONS) that carries credentials keeps the session that looked
+    the caller up for the handler (``scope['laowu_db']``, given out by
+    ``web.deps.provide_db``): one database session and transaction per request instead
+    of two. It is closed once the response has been sent. A write looks the caller up
+    in a session of its own and the handler opens its ``BEGIN IMMEDIATE`` one: on
+    SQLite a read transaction must not turn into a writer (docs/operations.md).
+    """
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         scope["user"] = None
         scope["auth"] = None
         creds = _credentials(scope) if scope["type"] == "http" else None
-        if creds is not None:
-            state = scope["litestar_app"].state
-            kind, token = creds
-            try:
-                async with state.sessions() as session:
-                    resolved = await accounts.resolve(session=session, token=token, kind=kind)
-            except Unauthenticated as exc:
-                scope["auth_error"] = exc.message  # type: ignore[typeddict-unknown-key]
-            else:
-                if resolved.needs_touch and resolved.auth.id is not None:
-                    await _touch(state, resolved.auth.id, resolved.user.id)
-                user = resolved.user
-                scope["user"] = Principal(
-                    user=user,
-                    actor=accounts.actor_for(user, ip=client_ip(scope)),
-                    auth=resolved.auth,
-                )
-                scope["auth"] = resolved.auth
+        if creds is None:
+            await next_app(scope, receive, send)
+            return
+        state = scope["litestar_app"].state
+        if scope.get("method") in SAFE_METHODS:
+            async with state.sessions() as session:
+                scope["laowu_db"] = session  # type: ignore[typeddict-unknown-key]
+                await _authenticate(scope, state, session, creds)
+                await next_app(scope, receive, send)
+            return
+        async with state.sessions() as session:
+            await _authenticate(scope, state, session, creds)
         await next_app(scope, receive, send)
+
+
+def request_session(scope: Scope) -> AsyncSession | None:
+    """The session the middleware opened for this read request, if it did."""
+    session = scope.get("laowu_db")
+    return session if isinstance(session, AsyncSession) else None
+
+
+async def _authenticate(
+    scope: Scope, state: Any, session: AsyncSession, creds: tuple[str, str]
+) -> None:
+    kind, token = creds
+    try:
+        resolved = await accounts.resolve(session=session, token=token, kind=kind)
+    except Unauthenticated as exc:
+        scope["auth_error"] = exc.message  # type: ignore[typeddict-unknown-key]
+        return
+    if resolved.needs_touch and resolved.auth.id is not None:
+        # End the lookup's transaction first: the touch takes a connection of its own,
+        # and a request must never hold one connection while it waits for a second
+        # (a full PostgreSQL pool would wait on itself). The handler's queries then
+        # start a new transaction in the same session.
+        await session.commit()
+        await _touch(state, resolved.auth.id, resolved.user.id)
+    user = resolved.user
+    scope["user"] = Principal(
+        user=user, actor=accounts.actor_for(user, ip=client_ip(scope)), auth=resolved.auth
+    )
+    scope["auth"] = resolved.auth
 
 
 async def _touch(state: Any, auth_id: int, user_id: int | None) -> None:
@@ -102,5 +135,9 @@ def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
     return user
 
 
-def requires_login(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+async def requires_login(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
+    """Guards are ``async def`` though they never wait: Litestar runs a plain ``def``
+    guard in its thread pool, a thread hand-off on every request."""
     principal_of(connection)

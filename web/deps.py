@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -16,18 +17,20 @@ from marketplace.crypto import DataCipher
 from marketplace.db import begin_write
 from matching.normalize import TaxonomyOccupationMapper, normalize
 from matching.taxonomy import load_taxonomy
-from web.auth import Principal, principal_of
-
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+from web.auth import SAFE_METHODS, Principal, principal_of, request_session
 
 
 async def provide_db(request: Request[Any, Any, Any]) -> AsyncGenerator[AsyncSession, None]:
     """The request's unit of work: commit once if the handler succeeds, else roll back.
 
+    A read request whose caller the authentication middleware looked up gets that
+    session (one transaction for both); the middleware closes it after the response.
     An error that marks ``keep_changes`` (a failed login's counter and audit entry)
     is committed before it propagates.
     """
-    async with request.app.state.sessions() as session:
+    shared = request_session(request.scope)
+    opened = nullcontext(shared) if shared is not None else request.app.state.sessions()
+    async with opened as session:
         if request.method not in SAFE_METHODS:
             await begin_write(session)
         try:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import inspect
 
+import pytest
+from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from marketplace.notifications import service as inbox
@@ -52,3 +55,17 @@ async def test_health_and_readiness(client) -> None:
     ready = await client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["status"] == "ok"
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_guards_run_on_the_event_loop(app: Litestar) -> None:
+    """Litestar runs a plain ``def`` guard in its thread pool (a thread hand-off on
+    every request it guards); every guard of ours is ``async def``."""
+    guards = {
+        getattr(guard, "func", guard)
+        for route in app.routes
+        for handler in route.route_handlers
+        for guard in handler.resolve_guards()
+    }
+    assert guards
+    assert [g.__name__ for g in guards if not inspect.iscoroutinefunction(g)] == []

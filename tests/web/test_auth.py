@@ -14,7 +14,7 @@ import pyotp
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
@@ -186,6 +186,33 @@ async def test_activity_keeps_a_session_alive(
             )
         ).scalar_one()
     assert utcnow() - seen < timedelta(minutes=1)
+
+
+async def test_a_read_takes_one_database_connection_and_a_write_its_own(
+    app: Litestar, client: Client, make_account: Any
+) -> None:
+    """A read looks the caller up and answers in one session (one connection, one
+    transaction); a write still looks up apart and opens its own writer transaction."""
+    account = await make_account("employer", YUZHONG)
+    headers = await bearer(client, account)
+    checkouts: list[int] = []
+
+    def count(*_: Any) -> None:
+        checkouts.append(1)
+
+    engine = app.state.engine.sync_engine
+    event.listen(engine, "checkout", count)
+    try:
+        inbox = await client.get("/api/v1/notifications", headers=headers)
+        assert inbox.status_code == 200
+        assert inbox.json() == {"items": [], "total": 0}
+        assert len(checkouts) == 1
+        checkouts.clear()
+        assert (await client.post("/api/v1/auth/logout", headers=headers)).status_code == 204
+        assert len(checkouts) == 2
+    finally:
+        event.remove(engine, "checkout", count)
+    assert (await client.get("/api/v1/me", headers=headers)).status_code == 401
 
 
 async def test_a_busy_database_defers_the_touch_but_not_the_request(

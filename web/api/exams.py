@@ -45,7 +45,9 @@ def caller_of(request: Request[Any, Any, Any]) -> Caller:
     return Caller(actor=actor, token=token)
 
 
-def requires_candidate(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+async def requires_candidate(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
     """A login or an exam session token, checked before the body is read."""
     if not isinstance(connection.scope.get("user"), Principal) and not connection.headers.get(
         TOKEN_HEADER

@@ -42,7 +42,9 @@ class ImportForm:
     file: UploadFile
 
 
-def may_edit_questions(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+async def may_edit_questions(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
     """Refuse roles that may not edit the bank before reading an upload."""
     require(principal_of(connection).actor, "question.edit")
 

@@ -56,7 +56,7 @@ Store = NamedDependency[evidence.LocalEvidenceStore]
 STORE = {"store": Provide(provide_store, sync_to_thread=False)}
 
 
-def may_submit(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+async def may_submit(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Refuse roles that may not submit before reading a large upload."""
     require(principal_of(connection).actor, "task.submit")
 

@@ -159,7 +159,9 @@ class TrainingsController(Controller):
         return Paged(items=rows, total=len(rows))
 
 
-def may_edit_courses(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+async def may_edit_courses(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
     """Refuse roles that may not add materials before reading an upload."""
     require(principal_of(connection).actor, "training.course_edit")
 

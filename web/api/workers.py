@@ -48,7 +48,9 @@ class ImportForm:
     file: UploadFile
 
 
-def may_edit_register(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+async def may_edit_register(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
     """Refuse roles that may not write the register before reading a large upload."""
     require(principal_of(connection).actor, "worker.edit")
 
