@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, Select, bindparam, delete, insert, select
+from sqlalchemy import ColumnElement, Integer, Select, bindparam, delete, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -97,6 +97,11 @@ async def rebuild(session: AsyncSession, *, batch: int = 20_000) -> int:
             )
         ).all()
         if not chunk:
+            # The planner's statistics for the new rows: without them SQLite picked
+            # the wrong index for a broker's villages (143 ms CPU a request at
+            # 3,000,000 workers; bench/RESULTS.md). ANALYZE runs inside a transaction
+            # on both databases.
+            await session.execute(text("ANALYZE worker_occupation"))
             return total
         rows = [
             {
