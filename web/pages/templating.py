@@ -87,6 +87,9 @@ def yuan(fen: int | None) -> str:
 
 def configure_templates(engine: JinjaTemplateEngine) -> None:
     env: Any = engine.engine
+    # Templates ship with the code and change only with a restart: without this, Jinja
+    # stats every template file of a page on each render.
+    env.auto_reload = False
     env.filters["local_time"] = local_time
     env.filters["role_label"] = role_label
     env.filters["role_option"] = role_option
