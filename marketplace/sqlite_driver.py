@@ -1,34 +1,39 @@
-"""SQLite reads without a thread hop: the DBAPI module ``create_engine`` gives
+"""SQLite statements without a thread hop: the DBAPI module ``create_engine`` gives
 SQLAlchemy's aiosqlite dialect (docs/operations.md, "Load test").
 
 aiosqlite runs every driver call (making a cursor, executing, fetching, closing the
 cursor, committing, rolling back) on the connection's own thread, and the answer comes
 back through the event loop: about four hand-offs a statement, twenty-odd for a simple
 authenticated read, each one a wake-up of the loop and a handover of the GIL between
-two threads. Most of those calls take microseconds. Here:
+two threads. Most of those calls take microseconds, but under load each hand-off also
+waits behind every other request the loop has ready: a write of a dozen statements
+took two seconds at 115 requests/s (bench/bench_load.py). Here:
 
-- Reads run in the event loop's thread directly: a ``SELECT`` with its rows, a plain
-  (deferred) ``BEGIN``, making and closing cursors, and the commit or rollback of a
-  transaction that only did such things. A read runs with SQLite's busy timeout at
-  zero, so it never waits for a lock on the loop: where it would have to wait (another
-  connection recovering the WAL, or holding the database in exclusive mode) SQLite
-  answers SQLITE_BUSY at once and the read is sent to the thread, where it waits as
-  before.
+- Reads and row writes run in the event loop's thread directly: a ``SELECT`` with its
+  rows, a plain (deferred) ``BEGIN``, ``BEGIN IMMEDIATE``, ``INSERT``/``UPDATE``/
+  ``DELETE``/``REPLACE`` (with any ``RETURNING`` rows), making and closing cursors,
+  and the commit or rollback of a transaction that only read. Such a statement runs
+  with SQLite's busy timeout at zero, so it never waits for a lock on the loop: where
+  it would have to wait (another connection holds the write lock, is recovering the
+  WAL, or holds the database in exclusive mode) SQLite answers SQLITE_BUSY at once,
+  before the statement has changed anything, and the statement is sent to the
+  thread, where it waits as before.
 - Everything else goes to the connection's thread as before, with the connection's
-  full busy timeout (its ``timeout`` argument): ``BEGIN IMMEDIATE`` (it queues for the
-  write lock), ``INSERT``/``UPDATE``/``DELETE`` (they may queue too), ``PRAGMA``, DDL,
-  savepoints, what a caller sends to the driver directly (billing's ledger), opening
-  and closing the connection, and the commit of a transaction that sent anything to the
-  thread (a commit that wrote may checkpoint the WAL: file I/O).
+  full busy timeout (its ``timeout`` argument): ``PRAGMA``, DDL, savepoints,
+  ``executemany``, what a caller sends to the driver directly (billing's ledger),
+  opening and closing the connection, and the commit or rollback of a transaction
+  that wrote or sent anything to the thread (a commit that wrote may checkpoint the
+  WAL: file I/O).
 - One sqlite3 connection is never used by two threads at once: while a call of the
   connection is queued or running in its thread (say a cancelled request's statement,
   which runs to its end), every further call of that connection goes to the thread
   too, in line behind it. The connection is opened with ``check_same_thread=False``
   for that reason only.
 
-The trade-off: a read now holds its process's event loop for as long as SQLite takes
-to answer it, where before the loop could serve other requests meanwhile (a single
-read that scans much of a large table holds every other request of the process).
+The trade-off: a statement now holds its process's event loop for as long as SQLite
+takes to answer it, where before the loop could serve other requests meanwhile (a
+single statement that scans or changes much of a large table holds every other
+request of the process; bulk work runs in ``laowu`` commands and ``executemany``).
 ``LAOWU_SQLITE_INLINE_READS=0`` turns this off (``create_engine``).
 """
 
@@ -61,6 +66,17 @@ def is_read(statement: str) -> bool:
     return head.upper() == "SELECT" or statement == "BEGIN"
 
 
+_ROW_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+
+def is_row_write(statement: str) -> bool:
+    """Whether a statement writes rows (its first word), or is the BEGIN IMMEDIATE of
+    a writer: statements that may wait only for the write lock."""
+    return statement.lstrip()[:7].upper().startswith(_ROW_WRITES) or statement == (
+        "BEGIN IMMEDIATE"
+    )
+
+
 def _is_busy(error: sqlite3.OperationalError) -> bool:
     code = getattr(error, "sqlite_errorcode", None)
     if code is not None:
@@ -79,8 +95,10 @@ class Connection(aiosqlite.Connection):
         self._done = 0  # calls the thread has finished; written in that thread only
         self._busy_ms = busy_ms
         self._busy_now = busy_ms  # the busy timeout the sqlite3 connection has now
-        # Whether this transaction sent anything to the thread (it may have written).
+        # Whether this transaction sent anything to the thread (it may have written),
+        # and whether it wrote here: either way its end goes to the thread.
         self.threaded = False
+        self.wrote = False
 
     @property
     def idle(self) -> bool:
@@ -114,8 +132,8 @@ class Connection(aiosqlite.Connection):
             self._busy_now = ms
 
     def read_here(self, cursor: sqlite3.Cursor, statement: str, parameters: Any) -> list[Any]:
-        """Run a read in the calling (the loop's) thread, never waiting for a lock:
-        raises sqlite3.OperationalError (busy) where it would have to wait."""
+        """Run a read or a row write in the calling (the loop's) thread, never waiting
+        for a lock: raises sqlite3.OperationalError (busy) where it would have to wait."""
         self._set_busy(0)
         cursor.execute(statement, () if parameters is None else parameters)
         return cursor.fetchall() if cursor.description else []
@@ -129,18 +147,18 @@ class Connection(aiosqlite.Connection):
 
     async def commit(self) -> None:
         await super().commit()
-        self.threaded = False
+        self.threaded = self.wrote = False
 
     async def rollback(self) -> None:
         try:
             await super().rollback()
         finally:
-            self.threaded = False
+            self.threaded = self.wrote = False
 
 
 class _Cursor(AsyncAdapt_aiosqlite_cursor):
-    """SQLAlchemy's aiosqlite cursor, with reads and the cursor's own making and
-    closing done in the calling thread when the connection allows it."""
+    """SQLAlchemy's aiosqlite cursor, with reads, row writes and the cursor's own
+    making and closing done in the calling thread when the connection allows it."""
 
     __slots__ = ()
 
@@ -167,16 +185,17 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
         return self._driver.idle and not self._adapt_connection._execute_mutex.locked()
 
     def execute(self, operation: Any, parameters: Any = None) -> Any:
-        if not is_read(operation):
+        writes = is_row_write(operation)
+        if not writes and not is_read(operation):
             return super().execute(operation, parameters)
         try:
             # Through await_ still, though nothing waits: SQLAlchemy's AsyncConnection
             # checks that a statement went through the async driver.
-            return await_(self._read_async(operation, parameters))
+            return await_(self._here_async(operation, parameters, writes))
         except Exception as error:
             self._adapt_connection._handle_exception(error)
 
-    async def _read_async(self, operation: Any, parameters: Any) -> Any:
+    async def _here_async(self, operation: Any, parameters: Any, writes: bool) -> Any:
         if self._here():
             try:
                 rows = self._driver.read_here(self._raw, operation, parameters)
@@ -185,6 +204,8 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
                     raise
                 # It would have to wait for a lock: it waits in the thread instead.
             else:
+                if writes:
+                    self._driver.wrote = True
                 self._rows = deque(rows)
                 return self._cursor
         return await self._execute_async(operation, parameters)
@@ -231,7 +252,12 @@ class _AdaptedConnection(AsyncAdapt_aiosqlite_connection):
 
     def _reads_only(self) -> bool:
         driver = self.driver
-        return driver.idle and not driver.threaded and not self._execute_mutex.locked()
+        return (
+            driver.idle
+            and not driver.threaded
+            and not driver.wrote
+            and not self._execute_mutex.locked()
+        )
 
     def commit(self) -> None:
         if self._reads_only():
