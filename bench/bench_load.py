@@ -53,7 +53,7 @@ from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import func, insert, inspect, select, text, update
 from sqlmodel import col
 
 from bench.common import laowu_command, percentiles, record
@@ -151,6 +151,18 @@ async def _count(url: str, sql: str) -> int:
     try:
         async with engine.connect() as conn:
             return int((await conn.execute(text(sql))).scalar_one())
+    finally:
+        await engine.dispose()
+
+
+async def _has_accounts(url: str) -> bool:
+    """Whether the database holds user accounts (a new, empty one has no tables yet)."""
+    engine = create_engine(url, pooled=False)
+    try:
+        async with engine.connect() as conn:
+            if not await conn.run_sync(lambda sync: inspect(sync).has_table("user_account")):
+                return False
+            return bool((await conn.execute(text("SELECT count(*) FROM user_account"))).scalar())
     finally:
         await engine.dispose()
 
@@ -1198,7 +1210,7 @@ def main() -> int:
         # script filled, or an empty one it is about to fill).
         data_key = args.data_key or _default_db(args.data_dir)[1]
         var_dir = args.data_dir / ("var-" + ("sqlite" if is_sqlite(url) else "pg"))
-        if asyncio.run(_count(url, "SELECT count(*) FROM user_account")) == 0:
+        if not asyncio.run(_has_accounts(url)):
             build_default(url, data_key, var_dir, args.workers, args.jobs)
     else:
         url, data_key = _default_db(args.data_dir)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from datetime import date
+from pathlib import Path
 
 import pyotp
 import pytest
@@ -216,3 +217,17 @@ async def test_generating_beside_other_workers_skips_registered_id_numbers(
     assert first < second < first + other.workers
     await generate(db_url, other, cipher, parts=parts, others=Others(workers=first))
     assert await _count(db_url, Worker) == second
+
+
+async def test_bench_load_fills_a_new_empty_database_and_reuses_a_filled_one(
+    db_url: str, cipher: DataCipher, tmp_path: Path
+) -> None:
+    """``bench_load.py --database-url`` builds its data set in a database that is new
+    (no tables yet: it once failed there on "user_account does not exist") and uses
+    one that holds accounts as it is."""
+    from bench.bench_load import _has_accounts
+
+    assert not await _has_accounts(f"sqlite+aiosqlite:///{tmp_path / 'new.db'}")
+    assert not await _has_accounts(db_url)  # migrated, regions only
+    await generate(db_url, TINY, cipher, parts=("accounts",))
+    assert await _has_accounts(db_url)
