@@ -7,8 +7,8 @@ when a read lock cannot be upgraded. Within one process, writers to a SQLite dat
 also queue on an asyncio lock before they ask SQLite (``begin_write``): SQLite's busy
 handler polls and is not fair, so under load a writer could lose the race for its
 whole busy timeout and fail with "database is locked" (bench/bench_load.py found it).
-SQLite reads run in the event loop's thread and everything that may wait for a lock in
-the connection's own thread (marketplace/sqlite_driver.py).
+SQLite reads and row writes run in the event loop's thread, and whatever has to wait
+for a lock in the connection's own thread (marketplace/sqlite_driver.py).
 """
 
 from __future__ import annotations
@@ -128,8 +128,9 @@ def _ping_when_idle(engine: AsyncEngine) -> None:
 
 
 def _inline_reads(url: str) -> bool:
-    """SQLite reads in the event loop's thread (marketplace/sqlite_driver.py), for the
-    aiosqlite driver, unless ``LAOWU_SQLITE_INLINE_READS=0``."""
+    """SQLite reads and row writes in the event loop's thread
+    (marketplace/sqlite_driver.py), for the aiosqlite driver, unless
+    ``LAOWU_SQLITE_INLINE_READS=0``."""
     if os.environ.get("LAOWU_SQLITE_INLINE_READS", "").strip() == "0":
         return False
     return make_url(url).get_driver_name() == "aiosqlite"

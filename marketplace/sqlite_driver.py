@@ -11,16 +11,16 @@ took two seconds at 115 requests/s (bench/bench_load.py). Here:
 
 - Reads and row writes run in the event loop's thread directly: a ``SELECT`` with its
   rows, a plain (deferred) ``BEGIN``, ``BEGIN IMMEDIATE``, ``INSERT``/``UPDATE``/
-  ``DELETE``/``REPLACE`` (with any ``RETURNING`` rows), making and closing cursors,
-  and the commit or rollback of a transaction that only read. Such a statement runs
+  ``DELETE``/``REPLACE`` (with any ``RETURNING`` rows), SQLAlchemy's savepoints,
+  making and closing cursors, and the commit or rollback of a transaction that only
+  read. Such a statement runs
   with SQLite's busy timeout at zero, so it never waits for a lock on the loop: where
   it would have to wait (another connection holds the write lock, is recovering the
   WAL, or holds the database in exclusive mode) SQLite answers SQLITE_BUSY at once,
   before the statement has changed anything, and the statement is sent to the
   thread, where it waits as before.
 - Everything else goes to the connection's thread as before, with the connection's
-  full busy timeout (its ``timeout`` argument): ``PRAGMA``, DDL, savepoints,
-  ``executemany``, what a caller sends to the driver directly (billing's ledger),
+  full busy timeout (its ``timeout`` argument): ``PRAGMA``, DDL, ``executemany``, what a caller sends to the driver directly (billing's ledger),
   opening and closing the connection, and the commit or rollback of a transaction
   that wrote or sent anything to the thread (a commit that wrote may checkpoint the
   WAL: file I/O).
@@ -67,13 +67,18 @@ def is_read(statement: str) -> bool:
 
 
 _ROW_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+# SQLAlchemy's savepoints (begin_nested): inside our BEGIN they take no lock of their own.
+_SAVEPOINTS = ("SAVEPOINT ", "RELEASE SAVEPOINT ", "ROLLBACK TO SAVEPOINT ")
 
 
 def is_row_write(statement: str) -> bool:
-    """Whether a statement writes rows (its first word), or is the BEGIN IMMEDIATE of
-    a writer: statements that may wait only for the write lock."""
-    return statement.lstrip()[:7].upper().startswith(_ROW_WRITES) or statement == (
-        "BEGIN IMMEDIATE"
+    """Whether a statement writes rows (its first word), is the BEGIN IMMEDIATE of a
+    writer, or sets, releases or rolls back to a savepoint: statements that may wait
+    only for the write lock."""
+    return (
+        statement.lstrip()[:7].upper().startswith(_ROW_WRITES)
+        or statement == "BEGIN IMMEDIATE"
+        or statement.startswith(_SAVEPOINTS)
     )
 
 

@@ -65,6 +65,11 @@ async def test_a_write_hands_only_its_commit_to_the_thread(engine: AsyncEngine) 
         for n in range(5):
             await session.execute(text("INSERT INTO t (n) VALUES (:n)"), {"n": n})
         await session.execute(text("DELETE FROM t WHERE n = 0"))
+        async with session.begin_nested():  # as the outbox runs each handler
+            await session.execute(text("INSERT INTO t (n) VALUES (5)"))
+        nested = await session.begin_nested()
+        await session.execute(text("INSERT INTO t (n) VALUES (6)"))
+        await nested.rollback()
         assert driver._handed == handed
     assert driver._handed == handed + 1
     async with sessions() as session:
@@ -73,6 +78,7 @@ async def test_a_write_hands_only_its_commit_to_the_thread(engine: AsyncEngine) 
             2,
             3,
             4,
+            5,
         ]
 
 
