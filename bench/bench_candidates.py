@@ -18,9 +18,12 @@ import asyncio
 import logging
 import os
 import random
+import sys
 import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 import pyotp
