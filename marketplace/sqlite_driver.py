@@ -13,17 +13,16 @@ took two seconds at 115 requests/s (bench/bench_load.py). Here:
   rows, a plain (deferred) ``BEGIN``, ``BEGIN IMMEDIATE``, ``INSERT``/``UPDATE``/
   ``DELETE``/``REPLACE`` (with any ``RETURNING`` rows), SQLAlchemy's savepoints,
   making and closing cursors, and the commit or rollback of a transaction that only
-  read. Such a statement runs
-  with SQLite's busy timeout at zero, so it never waits for a lock on the loop: where
-  it would have to wait (another connection holds the write lock, is recovering the
-  WAL, or holds the database in exclusive mode) SQLite answers SQLITE_BUSY at once,
-  before the statement has changed anything, and the statement is sent to the
-  thread, where it waits as before.
+  read. Such a statement runs with SQLite's busy timeout at zero, so it never waits
+  for a lock on the loop: where it would have to wait (another connection holds the
+  write lock, is recovering the WAL, or holds the database in exclusive mode) SQLite
+  answers SQLITE_BUSY at once, before the statement has changed anything, and the
+  statement is sent to the thread, where it waits as before.
 - Everything else goes to the connection's thread as before, with the connection's
-  full busy timeout (its ``timeout`` argument): ``PRAGMA``, DDL, ``executemany``, what a caller sends to the driver directly (billing's ledger),
-  opening and closing the connection, and the commit or rollback of a transaction
-  that wrote or sent anything to the thread (a commit that wrote may checkpoint the
-  WAL: file I/O).
+  full busy timeout (its ``timeout`` argument): ``PRAGMA``, DDL, ``executemany``,
+  what a caller sends to the driver directly (billing's ledger), opening and closing
+  the connection, and the commit or rollback of a transaction that wrote or sent
+  anything to the thread (a commit that wrote may checkpoint the WAL: file I/O).
 - One sqlite3 connection is never used by two threads at once: while a call of the
   connection is queued or running in its thread (say a cancelled request's statement,
   which runs to its end), every further call of that connection goes to the thread
