@@ -135,7 +135,7 @@ class Connection(aiosqlite.Connection):
             self._conn.execute(f"PRAGMA busy_timeout={ms}")
             self._busy_now = ms
 
-    def read_here(self, cursor: sqlite3.Cursor, statement: str, parameters: Any) -> list[Any]:
+    def run_here(self, cursor: sqlite3.Cursor, statement: str, parameters: Any) -> list[Any]:
         """Run a read or a row write in the calling (the loop's) thread, never waiting
         for a lock: raises sqlite3.OperationalError (busy) where it would have to wait."""
         self._set_busy(0)
@@ -202,7 +202,7 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
     async def _here_async(self, operation: Any, parameters: Any, writes: bool) -> Any:
         if self._here():
             try:
-                rows = self._driver.read_here(self._raw, operation, parameters)
+                rows = self._driver.run_here(self._raw, operation, parameters)
             except sqlite3.OperationalError as error:
                 if not _is_busy(error):
                     raise

@@ -87,7 +87,7 @@ async def test_a_write_that_would_wait_for_the_lock_runs_once_in_the_thread(
 ) -> None:
     """SQLite answers busy before a statement changes anything; the statement is then
     run in the thread, once: the row is stored once, by the connection's thread."""
-    real = sqlite_driver.Connection.read_here
+    real = sqlite_driver.Connection.run_here
     refused: list[str] = []
 
     def busy_for_inserts(self: Any, cursor: Any, statement: str, parameters: Any) -> list[Any]:
@@ -96,7 +96,7 @@ async def test_a_write_that_would_wait_for_the_lock_runs_once_in_the_thread(
             raise sqlite3.OperationalError("database is locked")
         return real(self, cursor, statement, parameters)
 
-    monkeypatch.setattr(sqlite_driver.Connection, "read_here", busy_for_inserts)
+    monkeypatch.setattr(sqlite_driver.Connection, "run_here", busy_for_inserts)
     async with unit_of_work(session_factory(engine)) as session:
         await session.execute(text("INSERT INTO t VALUES (1, which_thread())"))
     assert refused == ["INSERT INTO t VALUES (1, which_thread())"]
@@ -111,7 +111,7 @@ async def test_a_read_that_would_wait_for_a_lock_waits_in_the_thread(
 ) -> None:
     """Where SQLite says busy at once (the read runs with no busy timeout on the loop),
     the read is sent to the connection's thread, which waits as long as it must."""
-    real = sqlite_driver.Connection.read_here
+    real = sqlite_driver.Connection.run_here
     refused: list[str] = []
 
     def busy_once(self: Any, cursor: Any, statement: str, parameters: Any) -> list[Any]:
@@ -120,7 +120,7 @@ async def test_a_read_that_would_wait_for_a_lock_waits_in_the_thread(
             raise sqlite3.OperationalError("database is locked")
         return real(self, cursor, statement, parameters)
 
-    monkeypatch.setattr(sqlite_driver.Connection, "read_here", busy_once)
+    monkeypatch.setattr(sqlite_driver.Connection, "run_here", busy_once)
     loop_thread = threading.get_ident()
     # The session's BEGIN was refused and waited in the thread; its SELECT ran here.
     assert await _read_thread(engine) == loop_thread
