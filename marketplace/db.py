@@ -75,6 +75,13 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
+# Every PostgreSQL session of ours. Short OLTP queries: the JIT costs far more than it
+# saves. No parallel workers: on a few cores serving many requests a Gather of three
+# processes is slower, not faster (a district admin's worker list over 162,110 workers:
+# its page query took 162 ms with two workers, 45 ms without; docs/operations.md).
+POSTGRES_SETTINGS = {"jit": "off", "max_parallel_workers_per_gather": "0"}
+
+
 def create_engine(url: str, *, echo: bool = False, pooled: bool = True) -> AsyncEngine:
     """``pooled=False`` opens a connection per checkout: for callers that hop event
     loops (test clients), since an asyncpg connection belongs to the loop that made it."""
@@ -88,8 +95,7 @@ def create_engine(url: str, *, echo: bool = False, pooled: bool = True) -> Async
     elif not is_sqlite(url):
         kwargs.update(pool_size=10, max_overflow=10)
     if not is_sqlite(url):
-        # Short OLTP queries: PostgreSQL's JIT costs far more than it saves here.
-        kwargs["connect_args"] = {"server_settings": {"jit": "off"}}
+        kwargs["connect_args"] = {"server_settings": POSTGRES_SETTINGS}
     engine = create_async_engine(url, **kwargs)
     if is_sqlite(url):
         _configure_sqlite(engine)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from marketplace import db
 from marketplace.db import create_engine
@@ -53,5 +54,37 @@ async def test_a_connection_in_steady_use_is_not_pinged(
         async with engine.connect() as conn:
             assert (await conn.execute(text("SELECT 1"))).scalar_one() == 1
         assert len(pings) == 1
+    finally:
+        await engine.dispose()
+
+
+@postgres_only
+async def test_our_sessions_plan_no_parallel_workers(db_url: str) -> None:
+    """A district's worker list ran 3.6 times slower as a parallel plan on 2 cores
+    (docs/operations.md, "PostgreSQL settings"): our connections plan without workers,
+    where the server's default would use them."""
+    engine = create_engine(db_url)
+
+    async def plan(conn: AsyncConnection) -> str:
+        rows = await conn.execute(text("EXPLAIN SELECT count(*) FROM parallel_probe"))
+        return "\n".join(rows.scalars())
+
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("CREATE TABLE parallel_probe AS SELECT generate_series(1, 50000) AS n")
+            )
+            await conn.execute(text("ANALYZE parallel_probe"))
+        async with engine.connect() as conn:
+            # Parallel plans made as cheap as can be: only the setting keeps them out.
+            for setting in (
+                "parallel_setup_cost",
+                "parallel_tuple_cost",
+                "min_parallel_table_scan_size",
+            ):
+                await conn.execute(text(f"SET {setting} = 0"))
+            assert "Gather" not in await plan(conn)
+            await conn.execute(text("SET max_parallel_workers_per_gather = 2"))
+            assert "Gather" in await plan(conn)  # as with PostgreSQL's default, 2
     finally:
         await engine.dispose()
