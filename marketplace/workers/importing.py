@@ -9,6 +9,7 @@ transaction; ``on_batch`` lets the CLI commit after each batch.
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import csv
 import io
@@ -426,6 +427,8 @@ class _Run:
     today: date
     codes_cache: dict[tuple[str, ...], list[str]] = field(default_factory=dict)
     regions: dict[str, Region] = field(default_factory=dict)  # every region by code
+    planned: int | None = None  # PostgreSQL's estimate of the register's size
+    analyzed_at: int = 0  # rows done when the import last analysed the register
 
     def error(self, row: int, field_name: str, message: str) -> None:
         self.report.error_rows += 1
@@ -528,28 +531,58 @@ async def _import_rows(
     if occupations is not None:
         run.occupations = _CachedMapper(run, occupations)
     run.regions = {r.code: r for r in await _preload_regions(session)}
-    done = batches = 0
+    present = set(columns.values()) - {"id_number"}
+    done = 0
+
+    async def write(prepared: _Prepared) -> None:
+        nonlocal done
+        done += await _write(run, prepared, present)
+        await _refresh_statistics(run, done)
+        if on_progress:
+            on_progress(done)
+        if on_batch:
+            await on_batch(session)
+
+    # On PostgreSQL batch n + 1 is read and checked while batch n is written: the
+    # checks are this process's CPU, the writing the database server's. Not on SQLite,
+    # whose engine runs in this process and takes the GIL back for every row it binds:
+    # overlapped, each of those waits behind the checks (docs/workers.md, "Speed").
+    bind = session.bind
+    overlap = bind is not None and bind.dialect.name != "sqlite"
+    writing: asyncio.Task[None] | None = None
+    try:
+        for batch in _batches(rows, batch_size):
+            prepared = await _prepare(run, batch, columns, ahead=overlap)
+            if writing is not None:
+                await writing
+            writing = asyncio.ensure_future(write(prepared))
+            if not overlap:
+                await writing
+        if writing is not None:
+            await writing
+    finally:
+        if writing is not None and not writing.done():
+            # Preparing failed: the write in flight ends before the caller rolls back.
+            await asyncio.wait([writing])
+            if not writing.cancelled():
+                writing.exception()  # the preparing error is the one that propagates
+    return done, run.report
+
+
+def _batches(
+    rows: Iterator[list[Any]], size: int
+) -> Generator[list[tuple[int, list[Any]]], None, None]:
+    """(file row number, cells) in lists of ``size``, blank rows left out."""
     batch: list[tuple[int, list[Any]]] = []
     for number, cells in enumerate(rows, start=2):
         if all(c is not FORMULA_WITHOUT_VALUE and not _cell_text(c) for c in cells):
             continue
         batch.append((number, cells))
-        if len(batch) >= batch_size:
-            done += await _batch(run, batch, columns)
-            batches += 1
+        if len(batch) >= size:
+            yield batch
             batch = []
-            await _refresh_statistics(session, batches)
-            if on_progress:
-                on_progress(done)
-            if on_batch:
-                await on_batch(session)
     if batch:
-        done += await _batch(run, batch, columns)
-        if on_progress:
-            on_progress(done)
-        if on_batch:
-            await on_batch(session)
-    return done, run.report
+        yield batch
 
 
 async def _preload_regions(session: AsyncSession) -> list[Region]:
@@ -558,18 +591,53 @@ async def _preload_regions(session: AsyncSession) -> list[Region]:
     return list((await session.execute(select(Region))).scalars())
 
 
-async def _batch(run: _Run, batch: list[tuple[int, list[Any]]], columns: dict[int, str]) -> int:
-    parsed: list[tuple[int, WorkerCreate]] = []
-    for number, cells in batch:
+@dataclass
+class _Prepared:
+    """A batch parsed and checked before it is written: the rows that did not parse,
+    and each parsed row with its new record prepared (or the check that refused it),
+    used when the row turns out to be a new person."""
+
+    size: int
+    invalid: list[tuple[int, _RowInvalid]]
+    parsed: list[tuple[int, WorkerCreate, _Pending | DomainError | None]]
+
+
+PREPARE_TURN = 50  # rows checked between turns of the event loop (for the write in flight)
+
+
+async def _prepare(
+    run: _Run, batch: list[tuple[int, list[Any]]], columns: dict[int, str], *, ahead: bool
+) -> _Prepared:
+    """Everything about a batch that needs no database: parsing and, ``ahead`` (while
+    the previous batch is written), the registration checks (regions are preloaded)
+    and encryption of each row as a new record. Reads nothing the previous batch's
+    write changes; whether a row is new is decided when the batch is written."""
+    prepared = _Prepared(size=len(batch), invalid=[], parsed=[])
+    for index, (number, cells) in enumerate(batch):
+        if index % PREPARE_TURN == 0:
+            await asyncio.sleep(0)
         try:
-            parsed.append((number, parse_row(cells, columns)))
+            data = parse_row(cells, columns)
         except _RowInvalid as exc:
-            run.error(number, exc.field, exc.message)
-    existing = await _existing(run, [d.id_number for _, d in parsed])
+            prepared.invalid.append((number, exc))
+            continue
+        ready: _Pending | DomainError | None = None
+        if ahead:
+            try:
+                ready = await _prepare_new(run, number, data)
+            except DomainError as exc:
+                ready = exc
+        prepared.parsed.append((number, data, ready))
+    return prepared
+
+
+async def _write(run: _Run, prepared: _Prepared, present: set[str]) -> int:
+    for number, invalid in prepared.invalid:
+        run.error(number, invalid.field, invalid.message)
+    existing = await _existing(run, [data.id_number for _, data, _ in prepared.parsed])
     pending: list[_Pending] = []
     seen: set[str] = set()
-    present = set(columns.values()) - {"id_number"}
-    for number, data in parsed:
+    for number, data, ready in prepared.parsed:
         number_key = data.id_number.strip().upper()
         if number_key in seen:  # the same person twice in one batch: write, then update
             await _write_new(run, pending)
@@ -579,23 +647,39 @@ async def _batch(run: _Run, batch: list[tuple[int, list[Any]]], columns: dict[in
         current = existing.get(number_key)
         try:
             if current is None:
-                pending.append(await _prepare_new(run, number, data))
+                if ready is None:
+                    ready = await _prepare_new(run, number, data)
+                elif isinstance(ready, DomainError):
+                    raise ready
+                pending.append(ready)
                 seen.add(number_key)
             else:
                 await _update(run, current, data, present)
         except DomainError as exc:
             run.error(number, exc.field or "id_number", exc.message)
     await _write_new(run, pending)
-    return len(batch)
+    return prepared.size
 
 
-async def _refresh_statistics(session: AsyncSession, batches: int) -> None:
-    """On PostgreSQL, re-analyse the worker table as an import grows it by each power
-    of two: a planner that still believes the table empty scans it whole for every
-    batch's ID look-up, which made a 100,000-row import quadratic."""
+async def _refresh_statistics(run: _Run, done: int) -> None:
+    """On PostgreSQL, re-analyse the worker table whenever the import has doubled it
+    since the planner last counted it: a planner that still believes the table empty
+    scans it whole for every batch's ID look-up, which made a 100,000-row import into an
+    empty register quadratic. Into a large register that is never (it was an ANALYZE
+    of 3,000,000 rows at every power of two of batches)."""
+    session = run.session
     bind = session.bind
-    if bind is not None and bind.dialect.name == "postgresql" and batches & (batches - 1) == 0:
+    if bind is None or bind.dialect.name != "postgresql":
+        return
+    if run.planned is None:  # the planner's row count (-1: never analysed)
+        found = await session.execute(
+            text("SELECT reltuples FROM pg_class WHERE oid = 'worker'::regclass")
+        )
+        run.planned = max(0, int(found.scalar_one()))
+    if done - run.analyzed_at >= max(run.planned, 1):
         await session.execute(text("ANALYZE worker"))
+        run.planned += done - run.analyzed_at
+        run.analyzed_at = done
 
 
 async def _existing(run: _Run, id_numbers: list[str]) -> dict[str, Worker]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import openpyxl
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
@@ -120,6 +120,60 @@ async def test_batches_progress_reimport_and_updates(
         statuses = set((await session.execute(select(col(Worker.employment_status)))).scalars())
     assert statuses == {"employed_away"}
     assert await count(sessions) == 5
+
+
+async def test_a_person_in_a_later_batch_is_updated_and_errors_keep_file_order(
+    sessions: async_sessionmaker[AsyncSession], cipher: DataCipher
+) -> None:
+    """Each batch is checked while the one before is written (on PostgreSQL): a row
+    checked as a new person who is in the register by the time its batch is written
+    is an update, and the report still lists refused rows in file order."""
+    broker_id, village = await setup(sessions)
+    rows = csv_rows(village, 4).splitlines()[1:]
+    first, third = rows[0], rows[2]
+    bad, late_bad = (r.replace(",1391234", ",2391234") for r in (rows[1], rows[3]))  # no mobile
+    again = first.replace("求职中", "外出务工")
+    data = "\n".join([HEADER, first, bad, again, third, late_bad]) + "\n"
+    report = await run_import(sessions, cipher, broker_id, data.encode(), batch_size=2)
+    assert (report.created, report.updated, report.unchanged) == (2, 1, 0)
+    assert [(e.row, e.column) for e in report.errors] == [(3, "手机号"), (6, "手机号")]
+    async with sessions() as session:
+        statuses = list((await session.execute(select(col(Worker.employment_status)))).scalars())
+    assert sorted(statuses) == ["employed_away", "seeking"]
+
+
+POSTGRES_ONLY = pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+
+
+@POSTGRES_ONLY
+async def test_statistics_are_refreshed_only_while_the_import_doubles_the_register(
+    sessions: async_sessionmaker[AsyncSession], cipher: DataCipher
+) -> None:
+    broker_id, village = await setup(sessions)
+    analysed: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("ANALYZE"):
+            analysed.append(statement)
+
+    engine = sessions.kw["bind"].sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        # Into an empty register: after 10, 20 and 40 rows (the planner kept current).
+        await run_import(sessions, cipher, broker_id, csv_rows(village, 40).encode(), batch_size=10)
+        assert analysed == ["ANALYZE worker"] * 3
+        analysed.clear()
+        # Into a register the planner counts at a million: 40 rows change nothing.
+        async with unit_of_work(sessions) as session:
+            await session.execute(
+                text("UPDATE pg_class SET reltuples = 1000000 WHERE oid = 'worker'::regclass")
+            )
+        more = csv_rows(village, 40, start=40).encode()
+        report = await run_import(sessions, cipher, broker_id, more, batch_size=10)
+        assert report.created == 40
+        assert analysed == []
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gbk"])
