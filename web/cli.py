@@ -753,8 +753,7 @@ def tasks_sweep() -> None:
     async def run(settings: Settings) -> dict[str, int]:
         engine = create_engine(settings.db.url)
         try:
-            async with unit_of_work(session_factory(engine)) as session:
-                return await tasks.sweep(session=session)
+            return await tasks.sweep_all(session_factory(engine))
         finally:
             await engine.dispose()
 

@@ -42,8 +42,8 @@ async def task_housekeeping(factory: Factory, now: datetime) -> str | None:
     tasks are generated (idempotent per period; docs/tasks.md)."""
     from marketplace.tasks import service as tasks
 
+    swept = await tasks.sweep_all(factory, now=now)
     async with unit_of_work(factory) as session:
-        swept = await tasks.sweep(session=session, now=now)
         made = await tasks.generate_hr_tasks(session=session, period=tasks.current_period(now))
     changed = sum(swept.values()) + int(made.get("created", 0))
     return f"任务整理：{swept}，新生成 {made.get('created', 0)} 个" if changed else None

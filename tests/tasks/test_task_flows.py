@@ -176,6 +176,52 @@ async def test_submissions_after_the_deadline_are_refused(
     assert moved["closed"] == 1
 
 
+async def test_a_backlog_of_due_tasks_is_swept_in_short_transactions(
+    client: Any, make_account: Any, login: Any, sessions: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Five tasks past their deadline (three claimed, two never claimed), swept two
+    at a time: every one moves, each transaction moves at most two a move, and a
+    task still inside its deadline stays."""
+    p = await _people(make_account, login)
+    claimed = [await _claimed(client, p) for _ in range(3)]
+    unclaimed = []
+    for _ in range(3):
+        body = {"task_type": "policy_outreach", "region_code": VILLAGE, "quantity": 1}
+        made = await client.post(
+            "/api/v1/tasks", json={**body, "deadline": in_days(9)}, headers=p["h_admin"]
+        )
+        assert made.status_code == 201, made.text
+        unclaimed.append(int(made.json()["id"]))
+    past = datetime.now(UTC) - timedelta(minutes=1)
+    async with unit_of_work(sessions) as session:
+        await session.execute(
+            update(ServiceTask)
+            .where(col(ServiceTask.id).in_(claimed + unclaimed[:2]))
+            .values(deadline=past)
+        )
+    rounds: list[dict[str, int]] = []
+    real_sweep = tasks.sweep
+
+    async def counted(**kwargs: Any) -> dict[str, int]:
+        moved = await real_sweep(**kwargs)
+        rounds.append(moved)
+        return moved
+
+    monkeypatch.setattr(tasks, "sweep", counted)
+    total = await tasks.sweep_all(sessions, batch=2)
+    assert total == {"expired": 2, "closed": 3}
+    assert rounds == [
+        {"expired": 2, "closed": 2},
+        {"expired": 0, "closed": 1},
+    ]
+    async with sessions() as session:
+        statuses = dict(
+            (await session.execute(select(col(ServiceTask.id), col(ServiceTask.status)))).all()
+        )
+    assert [statuses[i] for i in claimed] == ["closed"] * 3
+    assert [statuses[i] for i in unclaimed] == ["expired", "expired", "open"]
+
+
 async def test_generated_tasks_are_made_once_per_village_and_period(
     sessions: Any, make_account: Any, cipher: Any
 ) -> None:

@@ -4,11 +4,15 @@ monthly scoring run and the welfare-post booking happening once after the month 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import threading
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from litestar.testing import AsyncTestClient
+from sqlalchemy import event, func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from billing import pools, subsidies
@@ -20,8 +24,11 @@ from marketplace.scoring.models import ScoreRun
 from marketplace.scoring.rules import Period
 from tests.billing.conftest import WUXI, YUZHONG, make_broker
 from tests.billing.helpers import check_ledger_invariants, finance, fund
+from tests.marketplace.test_sqlite_driver import _add_which_thread
+from web import app as web_app
 from web import schedule
 from web.schedule import Duty, Schedule
+from web.settings import Settings
 
 Factory = async_sessionmaker[AsyncSession]
 SOURCE = "employment_subsidy"
@@ -156,3 +163,41 @@ async def test_two_processes_running_the_welfare_duty_at_once_book_once(
         assert pool is not None
         assert (await pools.balances(session, pool)).reserved_fen == 150_000
         await check_ledger_invariants(session)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_in_the_server_the_duties_run_off_the_event_loop(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite a request's statements run inline on the loop; a duty's would then
+    stop the server while it ran (the month's HR-task look-up over a 3,000,000-worker
+    register took seconds, and requests timed out). The in-process duties use an
+    engine whose statements all run in aiosqlite's thread."""
+    threads: list[int] = []
+
+    async def probe(factory: Factory, now: datetime) -> str | None:
+        async with factory() as session:
+            found = await session.execute(text("SELECT which_thread()"))
+            threads.append(int(found.scalar_one()))
+        return None
+
+    real_create_engine = web_app.create_engine
+
+    def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+        engine = real_create_engine(url, **kwargs)
+        event.listen(engine.sync_engine, "connect", _add_which_thread)
+        return engine
+
+    monkeypatch.setattr(web_app, "create_engine", create_engine)
+    monkeypatch.setattr(web_app, "duties", lambda billing: (Duty("probe", 3600, probe),))
+    app = web_app.create_app(dataclasses.replace(settings, outbox_in_process=True))
+    async with AsyncTestClient(app=app):
+        for _ in range(100):
+            if threads:
+                break
+            await asyncio.sleep(0.05)
+        async with app.state.sessions() as session:  # a request's statement, for contrast
+            request_thread = (await session.execute(text("SELECT which_thread()"))).scalar_one()
+    assert request_thread == threading.get_ident()
+    assert threads, "the duty did not run"
+    assert threads[0] != threading.get_ident()
