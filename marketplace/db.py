@@ -82,13 +82,17 @@ def is_sqlite(url: str) -> bool:
 POSTGRES_SETTINGS = {"jit": "off", "max_parallel_workers_per_gather": "0"}
 
 
-def create_engine(url: str, *, echo: bool = False, pooled: bool = True) -> AsyncEngine:
+def create_engine(
+    url: str, *, echo: bool = False, pooled: bool = True, inline: bool = True
+) -> AsyncEngine:
     """``pooled=False`` opens a connection per checkout: for callers that hop event
-    loops (test clients), since an asyncpg connection belongs to the loop that made it."""
+    loops (test clients), since an asyncpg connection belongs to the loop that made it.
+    ``inline=False``: SQLite statements all run in aiosqlite's thread, for long work
+    beside the requests of a server (marketplace/sqlite_driver.py)."""
     kwargs: dict[str, Any] = {"echo": echo}
     if is_sqlite(url):
         kwargs["connect_args"] = {"timeout": sqlite_busy_timeout_ms() / 1000}
-        if _inline_reads(url):
+        if inline and _inline_reads(url):
             kwargs["module"] = InlineReadsDBAPI()
     if not pooled:
         kwargs["poolclass"] = NullPool

@@ -17,7 +17,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 from litestar.types import ControllerRouterHandler
 
-from marketplace.db import create_engine, session_factory
+from marketplace.db import create_engine, is_sqlite, session_factory
 from marketplace.dispatcher import drain
 from matching.search import open_backend as open_search
 from web import proxies, ratelimit, security_headers
@@ -97,7 +97,7 @@ async def _outbox_loop(app: Litestar, wakeup: asyncio.Event, interval: float) ->
             await drain(app.state.sessions, app.state.registry)
         except Exception:  # keep the loop alive; the next tick retries
             log.exception("outbox drain failed")
-        await schedule.tick(app.state.sessions)
+        await schedule.tick(app.state.duty_sessions)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wakeup.wait(), timeout=interval)
 
@@ -123,7 +123,16 @@ def create_app(settings: Settings) -> Litestar:
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         task = None
+        duty_engine = engine
         if settings.outbox_in_process:
+            # The duties' statements are long at scale (a GROUP BY over 3,000,000
+            # workers for the month's HR tasks): on SQLite they run in aiosqlite's
+            # thread, not inline on the loop, so requests are answered meanwhile.
+            if is_sqlite(settings.db.url):
+                duty_engine = create_engine(
+                    settings.db.url, pooled=settings.db.pooled, inline=False
+                )
+            app.state.duty_sessions = session_factory(duty_engine)
             wakeup = asyncio.Event()
             app.state.outbox_wakeup = wakeup
             task = asyncio.create_task(_outbox_loop(app, wakeup, settings.outbox_interval_seconds))
@@ -134,6 +143,8 @@ def create_app(settings: Settings) -> Litestar:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if duty_engine is not engine:
+                await duty_engine.dispose()
             await engine.dispose()
             await search.close()
 
