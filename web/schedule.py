@@ -43,8 +43,12 @@ async def task_housekeeping(factory: Factory, now: datetime) -> str | None:
     from marketplace.tasks import service as tasks
 
     swept = await tasks.sweep_all(factory, now=now)
+    period = tasks.current_period(now)
+    # The register scan first, in a read transaction; only the inserts take the write lock.
+    async with unit_of_work(factory, write=False) as session:
+        stale = await tasks.stale_villages(session=session, period=period)
     async with unit_of_work(factory) as session:
-        made = await tasks.generate_hr_tasks(session=session, period=tasks.current_period(now))
+        made = await tasks.generate_hr_tasks(session=session, period=period, stale=stale)
     changed = sum(swept.values()) + int(made.get("created", 0))
     return f"任务整理：{swept}，新生成 {made.get('created', 0)} 个" if changed else None
 

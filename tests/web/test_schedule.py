@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import threading
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -201,3 +201,25 @@ async def test_in_the_server_the_duties_run_off_the_event_loop(
             await asyncio.sleep(0.05)
     assert len(threads) == 2, "the duty did not run"
     assert loops[0] not in threads
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_housekeeping_scans_the_register_without_the_write_lock(sessions: Factory) -> None:
+    """The month's HR-task look-up reads the whole register (seconds at Chongqing
+    scale): it runs in a read transaction, and only the inserts that follow take
+    SQLite's write lock, so a login or a save is not kept waiting meanwhile."""
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    engine = sessions.kw["bind"].sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        await schedule.task_housekeeping(sessions, datetime(2026, 11, 28, 9, 0, tzinfo=UTC))
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    scan = next(i for i, s in enumerate(statements) if "GROUP BY worker.hukou_village_code" in s)
+    opened = [s for s in statements[:scan] if s.startswith("BEGIN")]
+    assert opened[-1] == "BEGIN"  # the scan's transaction: a reader's
+    assert any(s == "BEGIN IMMEDIATE" for s in statements[scan:])  # then the writer's
