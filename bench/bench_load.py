@@ -922,6 +922,7 @@ class RunResult:
     statuses: dict[str, Counter[int]]
     socket_errors: dict[str, int]
     peak_rss_mib: list[float]
+    peak_anon_mib: list[float]
     server_cpu_s: float
     wrk_cpu_s: float
     load_before: float
@@ -990,6 +991,7 @@ def run_wrk(
         stderr=subprocess.STDOUT,
     )
     peak: dict[int, int] = {}
+    anon: dict[int, int] = {}  # peak RssAnon: the process's own memory, not mapped files
     while True:
         # wait4 rather than poll(): it hands back wrk's own CPU time when it ends.
         pid, status, usage = os.wait4(wrk.pid, os.WNOHANG)
@@ -997,6 +999,7 @@ def run_wrk(
             break
         for p in [*pids, *outbox]:
             peak[p] = max(peak.get(p, 0), _status(p, "VmHWM"))
+            anon[p] = max(anon.get(p, 0), _status(p, "RssAnon"))
         time.sleep(0.25)
     wrk.returncode = os.waitstatus_to_exitcode(status)
     wrk_cpu = usage.ru_utime + usage.ru_stime
@@ -1039,6 +1042,7 @@ def run_wrk(
         statuses=dict(statuses),
         socket_errors=socket_errors,
         peak_rss_mib=[peak[p] / 1024 for p in pids],
+        peak_anon_mib=[anon.get(p, 0) / 1024 for p in pids],
         outbox_rss_mib=peak[outbox[0]] / 1024 if outbox else None,
         outbox_cpu_s=outbox_cpu,
         database_cpu_s=pg_cpu if server.database else None,
@@ -1098,7 +1102,9 @@ def summarise(result: RunResult, label: str) -> list[str]:
         )
         + "; peak RSS per server process "
         + ", ".join(f"{m:.0f}" for m in result.peak_rss_mib)
-        + " MiB"
+        + " MiB (of it anonymous memory at most "
+        + ", ".join(f"{m:.0f}" for m in result.peak_anon_mib)
+        + " MiB; the rest is mapped files: the search index, libraries)"
         + (
             f" (outbox worker {result.outbox_rss_mib:.0f} MiB, CPU {result.outbox_cpu_s:.1f} s)"
             if result.outbox_rss_mib is not None

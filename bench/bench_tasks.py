@@ -132,7 +132,11 @@ async def prepare_scale(url: str, cipher: DataCipher, submissions: int) -> dict[
         async with engine.connect() as conn:
             added = (
                 await conn.execute(
-                    text("SELECT count(*) FROM task_submission WHERE upload_key LIKE 'bench-%'")
+                    # bench_load.py's own top-up ('bench-load-…') is not this queue.
+                    text(
+                        "SELECT count(*) FROM task_submission "
+                        "WHERE upload_key LIKE 'bench-%' AND upload_key NOT LIKE 'bench-load-%'"
+                    )
                 )
             ).scalar_one()
         if not added:
