@@ -44,6 +44,7 @@ from web.auth import AuthMiddleware
 from web.deps import DEPENDENCIES
 from web.errors import EXCEPTION_HANDLERS, audit_refusal
 from web.openapi import COMPONENTS, document_api
+from web.ops.memory import limit_malloc_arenas
 from web.ops.metrics import Registry
 from web.ops.metrics import metrics as metrics_route
 from web.ops.observability import observe
@@ -104,6 +105,7 @@ async def _outbox_loop(app: Litestar, wakeup: asyncio.Event, interval: float) ->
 
 def create_app(settings: Settings) -> Litestar:
     proxies.trusted()  # a malformed LAOWU_TRUSTED_PROXIES stops the start, with its words
+    limit_malloc_arenas()  # every server process, before the index writers' threads
     engine = create_engine(settings.db.url, echo=settings.db.echo, pooled=settings.db.pooled)
     search = open_search(
         url=settings.search.url, api_key=settings.search.api_key, var_dir=settings.var_dir

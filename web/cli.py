@@ -98,8 +98,10 @@ def _run(coro_fn: Callable[[Settings], Coroutine[Any, Any, R]]) -> R:
 @click.group()
 def main() -> None:
     """劳务经纪人服务平台命令行工具。"""
+    from web.ops.memory import limit_malloc_arenas
     from web.ops.observability import configure_logging
 
+    limit_malloc_arenas()  # laowu worker and index rebuild write the search index too
     configure_logging(force=False)  # text, or JSON lines with LAOWU_LOG_FORMAT=json
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
