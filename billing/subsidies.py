@@ -295,35 +295,49 @@ async def void_or_recover(session: AsyncSession, subsidy: Subsidy, *, reason: st
         await reserve_waiting(session, pool)  # released money serves the queue
 
 
+PROMOTE_PAGE = 2_000  # pending subsidies read at a time by ``promote_payable``
+
+
 async def promote_payable(
     session: AsyncSession, *, now: datetime | None = None, config: BillingConfig = DEFAULT
 ) -> int:
-    """Move pending subsidies that the gate allows to payable; returns how many."""
+    """Move pending subsidies that the gate allows to payable; returns how many. The
+    pending ones are read ``PROMOTE_PAGE`` at a time, each page flushed before the next:
+    a month's subsidies wait here until its assessment (about 75,000 at Chongqing
+    scale), and read all at once they made the server draining the outbox 78 MiB
+    larger every ten minutes."""
     now = now or utcnow()
-    rows = (
-        await session.execute(
-            select(Subsidy)
-            .where(col(Subsidy.status) == SubsidyStatus.pending)
-            .order_by(col(Subsidy.id))
-        )
-    ).scalars()
     count = 0
     results: dict[tuple[int, str], Assessment | None] = {}
-    for subsidy in list(rows):
-        result = None
-        if config.payable_gate == "assessment" and subsidy.kind != "welfare_post":
-            period = assessed_period(subsidy)
-            key = (subsidy.broker_id, str(period))
-            if key not in results:
-                results[key] = await scoring.assessment(session, subsidy.broker_id, period)
-            result = results[key]
-        if is_payable(subsidy, now=now, config=config, assessment=result):
-            subsidy.status = SubsidyStatus.payable
-            subsidy.payable_at = now
-            session.add(subsidy)
-            count += 1
-    await session.flush()
-    return count
+    last = 0
+    while True:
+        page = list(
+            (
+                await session.execute(
+                    select(Subsidy)
+                    .where(col(Subsidy.status) == SubsidyStatus.pending, col(Subsidy.id) > last)
+                    .order_by(col(Subsidy.id))
+                    .limit(PROMOTE_PAGE)
+                )
+            ).scalars()
+        )
+        if not page:
+            return count
+        for subsidy in page:
+            result = None
+            if config.payable_gate == "assessment" and subsidy.kind != "welfare_post":
+                period = assessed_period(subsidy)
+                key = (subsidy.broker_id, str(period))
+                if key not in results:
+                    results[key] = await scoring.assessment(session, subsidy.broker_id, period)
+                result = results[key]
+            if is_payable(subsidy, now=now, config=config, assessment=result):
+                subsidy.status = SubsidyStatus.payable
+                subsidy.payable_at = now
+                session.add(subsidy)
+                count += 1
+        await session.flush()
+        last = int(page[-1].id or 0)
 
 
 async def book_welfare_posts(

@@ -5,8 +5,10 @@ done and passed; a failed assessment withholds it; nothing is payable before."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import select, update
+import pytest
+from sqlalchemy import event, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
@@ -76,3 +78,50 @@ async def test_assessment_gate(factory: async_sessionmaker[AsyncSession]) -> Non
     async with unit_of_work(factory) as session:
         assert await subsidies.promote_payable(session, now=later) == 1
     assert (await _statuses(factory))[failing] == SubsidyStatus.payable
+
+
+async def test_pending_subsidies_are_promoted_a_page_at_a_time(
+    factory: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Five pending subsidies read two at a time (at Chongqing scale a month's 75,000
+    were read at once): each page's payable ones move, none is missed or moved twice,
+    and one approved too recently for the days rule stays pending."""
+    monkeypatch.setattr(subsidies, "PROMOTE_PAGE", 2)
+    since = datetime(2026, 1, 5, tzinfo=UTC)
+    brokers = [
+        await make_broker(factory, name=f"{n}经纪", certified_at=since) for n in "甲乙丙丁戊"
+    ]
+    await fund(factory, YUZHONG, "employment_subsidy", 100_000, key="p1", actor=finance())
+    old, recent = datetime(2026, 3, 10, 2, 0, tzinfo=UTC), datetime(2026, 5, 25, tzinfo=UTC)
+    await emit_events(
+        factory,
+        *(
+            ("task.approved", approved_payload(b, approved_at=recent if i == 2 else old))
+            for i, b in enumerate(brokers)
+        ),
+    )
+    await drain(factory, billing_registry())
+    pages: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().startswith("SELECT") and "FROM subsidy" in statement:
+            pages.append(statement)
+
+    engine = factory.kw["bind"].sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        async with unit_of_work(factory) as session:
+            moved = await subsidies.promote_payable(session, now=datetime(2026, 6, 1, tzinfo=UTC))
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert moved == 4
+    assert len(pages) == 4  # 2 + 2 + 1, then an empty page
+    assert all("LIMIT" in statement for statement in pages)
+    statuses = await _statuses(factory)
+    assert [statuses[b] for b in brokers] == [
+        SubsidyStatus.payable,
+        SubsidyStatus.payable,
+        SubsidyStatus.pending,  # 7 days after approval; the rule is 30
+        SubsidyStatus.payable,
+        SubsidyStatus.payable,
+    ]
