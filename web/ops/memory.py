@@ -1,13 +1,12 @@
-"""glibc's malloc arenas, limited to two per process (docs/operations.md, "Memory").
+"""glibc's malloc arenas, limited to two per process (docs/operations.md, "Load test").
 
 The embedded search backend opens a tantivy index writer, which starts threads of its
 own, for every index update the outbox delivers. glibc gives a new thread's
 allocations an arena of their own (up to eight per core) and keeps what is freed in
-it, so a process that updates the index grows with every writer: about 70 MB of
-anonymous memory over 30 updates, and 235 MiB in a server that drained the outbox
-under load at Chongqing scale, where the servers that did not stayed near 150 MiB.
-With two arenas it stays flat (a 20 MB rise over the same 30 updates). A
-``MALLOC_ARENA_MAX`` set in the environment is left to glibc."""
+it, so a process that updates the index grows with its writers: 70–110 MiB of
+anonymous memory over 30 updates, against about 20 MiB with two arenas
+(tests/web/test_operations_memory.py). A ``MALLOC_ARENA_MAX`` set in the environment
+is left to glibc."""
 
 from __future__ import annotations
 
