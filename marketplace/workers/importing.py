@@ -597,9 +597,14 @@ class _Prepared:
     and each parsed row with its new record prepared (or the check that refused it),
     used when the row turns out to be a new person."""
 
-    size: int
-    invalid: list[tuple[int, _RowInvalid]]
-    parsed: list[tuple[int, WorkerCreate, _Pending | DomainError | None]]
+    invalid: list[tuple[int, _RowInvalid]] = field(default_factory=list)
+    parsed: list[tuple[int, WorkerCreate, _Pending | DomainError | None]] = field(
+        default_factory=list
+    )
+
+    @property
+    def size(self) -> int:
+        return len(self.invalid) + len(self.parsed)
 
 
 PREPARE_TURN = 50  # rows checked between turns of the event loop (for the write in flight)
@@ -612,7 +617,7 @@ async def _prepare(
     the previous batch is written), the registration checks (regions are preloaded)
     and encryption of each row as a new record. Reads nothing the previous batch's
     write changes; whether a row is new is decided when the batch is written."""
-    prepared = _Prepared(size=len(batch), invalid=[], parsed=[])
+    prepared = _Prepared()
     for index, (number, cells) in enumerate(batch):
         if index % PREPARE_TURN == 0:
             await asyncio.sleep(0)
