@@ -13,6 +13,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 # Every bench_*.py script here, in name order (each writes its own section of RESULTS.md).
 BENCHMARKS = sorted(path.name for path in HERE.glob("bench_*.py"))
+# Measure the machine, not a database: run once, without --database-url.
+NO_DATABASE = {"bench_baseline.py"}
 
 
 def main() -> int:
@@ -20,7 +22,7 @@ def main() -> int:
     if os.environ.get("LAOWU_BENCH_DATABASE_URL"):
         urls.append(os.environ["LAOWU_BENCH_DATABASE_URL"])
     for script in BENCHMARKS:
-        for url in urls:
+        for url in urls if script not in NO_DATABASE else [None]:
             command = [sys.executable, str(HERE / script)]
             if url:
                 command += ["--database-url", url]
