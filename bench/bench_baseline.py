@@ -133,6 +133,21 @@ def load(server: Server, path: str, duration: int, script: Path | None) -> str:
     )
 
 
+def run_all(
+    server: Server, processes: int, duration: int, targets: tuple[tuple[str, str, Path | None], ...]
+) -> list[str]:
+    """Each (label, path, wrk script) in turn against ``server``, then stop it."""
+    lines = []
+    try:
+        for label, path, script in targets:
+            line = f"{processes} process(es), {label}: " + load(server, path, duration, script)
+            print(line, flush=True)
+            lines.append(line)
+    finally:
+        stop_server(server)
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--processes", default="1,2")
@@ -160,32 +175,26 @@ def main() -> int:
             "LAOWU_RATE_LIMITS": "0",
         }
         for processes in [int(p) for p in args.processes.split(",")]:
-            server = start_bare(db, processes, tmp / f"bare-{processes}.log")
-            try:
-                for label, path, lua in (
+            bare = start_bare(db, processes, tmp / f"bare-{processes}.log")
+            lines += run_all(
+                bare,
+                processes,
+                args.duration,
+                (
                     ("bare Litestar, JSON", "/json", None),
                     ("bare Litestar, keyed SQLite read", "/row/1", script),
-                ):
-                    line = f"{processes} process(es), {label}: " + load(
-                        server, path, args.duration, lua
-                    )
-                    print(line, flush=True)
-                    lines.append(line)
-            finally:
-                stop_server(server)
-            server = start_server(env, processes, tmp)
-            try:
-                for label, path in (
-                    ("laowu serve, /healthz", "/healthz"),
-                    ("laowu serve, login page", "/login"),
-                ):
-                    line = f"{processes} process(es), {label}: " + load(
-                        server, path, args.duration, None
-                    )
-                    print(line, flush=True)
-                    lines.append(line)
-            finally:
-                stop_server(server)
+                ),
+            )
+            ours = start_server(env, processes, tmp)
+            lines += run_all(
+                ours,
+                processes,
+                args.duration,
+                (
+                    ("laowu serve, /healthz", "/healthz", None),
+                    ("laowu serve, login page", "/login", None),
+                ),
+            )
     lines.append(f"load average (1 min) after: {os.getloadavg()[0]:.2f}")
     if args.no_record:
         print("\n".join(lines))
