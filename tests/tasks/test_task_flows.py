@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, insert, literal, select, true, update
 from sqlmodel import col
 
 from marketplace.access import SYSTEM
@@ -15,12 +15,22 @@ from marketplace.brokers.models import Broker
 from marketplace.db import unit_of_work
 from marketplace.dispatcher import drain
 from marketplace.events import OutboxEvent, emit
+from marketplace.regions.models import Region
 from marketplace.tasks import review, spotchecks
 from marketplace.tasks import service as tasks
 from marketplace.tasks.models import ServiceTask, TaskSubmission
 from marketplace.workers.models import Worker
 from tests.conftest import YUZHONG
-from tests.tasks.support import VILLAGE, add_workers, files, in_days, jpeg, pdf
+from tests.tasks.support import (
+    VILLAGE,
+    VILLAGE_2,
+    WUXI_VILLAGE,
+    add_workers,
+    files,
+    in_days,
+    jpeg,
+    pdf,
+)
 
 sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
@@ -250,6 +260,81 @@ async def test_generated_tasks_are_made_once_per_village_and_period(
     assert task.broker_id == mine.id
     assert task.task_type_code == "hr_database_update"
     assert task.period == "2026-12"
+
+
+async def test_the_stale_look_up_reads_only_villages_still_without_the_months_task(
+    sessions: Any, make_account: Any, cipher: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once a village has the month's task, the hourly look-up no longer reads its
+    register; a village that becomes stale later in the month still gets its task."""
+    period = "2026-12"
+    for village in (VILLAGE, VILLAGE_2):
+        keeper = await make_account("broker", village)
+        await add_workers(sessions, cipher, keeper, village, 2)
+    async with unit_of_work(sessions) as session:
+        first = await tasks.generate_hr_tasks(session=session, period=period)
+    assert first["created"] == 2  # one pass over the whole register: most villages lack one
+
+    # Later that month a record is registered in 巫溪县, never verified.
+    wuxi = await make_account("broker", WUXI_VILLAGE)
+    await add_workers(sessions, cipher, wuxi, WUXI_VILLAGE, 1)
+    # Few enough villages lacking the task to read them one by one through the index.
+    monkeypatch.setattr(tasks, "STALE_LOOKUP_VILLAGES", 100_000)
+    async with sessions() as session:
+        stale = await tasks.stale_villages(session=session, period=period)
+    assert list(stale) == [WUXI_VILLAGE]  # 渝中区's two still have stale records
+    assert sum(stale[WUXI_VILLAGE].values()) == 1
+    async with unit_of_work(sessions) as session:
+        second = await tasks.generate_hr_tasks(session=session, period=period, stale=stale)
+    assert second == {"created": 1, "existing": 2, "no_broker": 0}
+
+
+async def test_the_stale_look_up_reads_no_register_once_every_village_has_its_task(
+    sessions: Any, make_account: Any, cipher: Any
+) -> None:
+    period = "2026-12"
+    keeper = await make_account("broker", VILLAGE)
+    await add_workers(sessions, cipher, keeper, VILLAGE, 2)
+    async with unit_of_work(sessions) as session:
+        assert (await tasks.generate_hr_tasks(session=session, period=period))["created"] == 1
+        # Every other village of the city gets the month's task too (copied from it).
+        table = ServiceTask.__table__  # type: ignore[attr-defined]
+        copied = [
+            c for c in table.c if c.key not in ("id", "region_code", "district_code", "source_key")
+        ]
+        code = col(Region.code)
+        await session.execute(
+            insert(ServiceTask).from_select(
+                [*(c.key for c in copied), "region_code", "district_code", "source_key"],
+                select(
+                    *copied,
+                    code,
+                    func.substr(code, 1, 6),
+                    literal(f"hr:{period}:") + code,
+                )
+                # Each village with the one task: a cross join, on purpose.
+                .select_from(table.join(Region.__table__, true()))  # type: ignore[attr-defined]
+                .where(
+                    col(Region.level) == "village",
+                    code != VILLAGE,
+                    table.c.source_key == f"hr:{period}:{VILLAGE}",
+                ),
+            )
+        )
+    statements: list[str] = []
+    engine = sessions.kw["bind"].sync_engine
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        async with sessions() as session:
+            assert await tasks.stale_villages(session=session, period=period) == {}
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert statements, "the look-up ran no statement at all"
+    assert not [s for s in statements if "FROM worker" in s]
 
 
 async def test_an_arrears_case_becomes_a_rights_protection_task(
