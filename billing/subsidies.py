@@ -14,10 +14,11 @@ Life of a subsidy (docs/billing.md):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -295,19 +296,19 @@ async def void_or_recover(session: AsyncSession, subsidy: Subsidy, *, reason: st
         await reserve_waiting(session, pool)  # released money serves the queue
 
 
-PROMOTE_PAGE = 2_000  # pending subsidies read at a time by ``promote_payable``
+PROMOTE_PAGE = 2_000  # pending subsidies read at a time by ``payable_ids``
+MARK_CHUNK = 500  # subsidies made payable a statement (bound parameters stay few)
 
 
-async def promote_payable(
-    session: AsyncSession, *, now: datetime | None = None, config: BillingConfig = DEFAULT
-) -> int:
-    """Move pending subsidies that the gate allows to payable; returns how many. The
-    pending ones are read ``PROMOTE_PAGE`` at a time, each page flushed before the next:
-    a month's subsidies wait here until its assessment (about 75,000 at Chongqing
-    scale), and read all at once they made the server draining the outbox 78 MiB
-    larger every ten minutes."""
-    now = now or utcnow()
-    count = 0
+async def payable_ids(
+    session: AsyncSession, *, now: datetime, config: BillingConfig = DEFAULT
+) -> list[int]:
+    """The pending subsidies that the gate now allows, by id. Only reads: the
+    scheduled duty runs it in a read transaction. The pending ones are read
+    ``PROMOTE_PAGE`` at a time: a month's subsidies wait here until its assessment
+    (about 75,000 at Chongqing scale), and read all at once they made the server
+    draining the outbox 78 MiB larger every ten minutes."""
+    found: list[int] = []
     results: dict[tuple[int, str], Assessment | None] = {}
     last = 0
     while True:
@@ -322,7 +323,7 @@ async def promote_payable(
             ).scalars()
         )
         if not page:
-            return count
+            return found
         for subsidy in page:
             result = None
             if config.payable_gate == "assessment" and subsidy.kind != "welfare_post":
@@ -332,12 +333,37 @@ async def promote_payable(
                     results[key] = await scoring.assessment(session, subsidy.broker_id, period)
                 result = results[key]
             if is_payable(subsidy, now=now, config=config, assessment=result):
-                subsidy.status = SubsidyStatus.payable
-                subsidy.payable_at = now
-                session.add(subsidy)
-                count += 1
-        await session.flush()
+                assert subsidy.id is not None
+                found.append(subsidy.id)
         last = int(page[-1].id or 0)
+
+
+async def mark_payable(session: AsyncSession, ids: Sequence[int], *, now: datetime) -> int:
+    """``ids`` become payable if they are still pending (one voided or reversed since
+    ``payable_ids`` read it stays as it is); returns how many did."""
+    if not ids:
+        return 0
+    result = await session.execute(
+        update(Subsidy)
+        .where(col(Subsidy.id).in_(ids), col(Subsidy.status) == SubsidyStatus.pending)
+        .values(status=SubsidyStatus.payable, payable_at=now)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def promote_payable(
+    session: AsyncSession, *, now: datetime | None = None, config: BillingConfig = DEFAULT
+) -> int:
+    """Move pending subsidies that the gate allows to payable, in ``session``'s
+    transaction; returns how many. The scheduled duty does the same in two steps
+    (``payable_ids`` in a read transaction, ``mark_payable`` in short writes), so that it
+    does not hold SQLite's write lock while it reads a month's subsidies."""
+    now = now or utcnow()
+    ids = await payable_ids(session, now=now, config=config)
+    count = 0
+    for start in range(0, len(ids), MARK_CHUNK):
+        count += await mark_payable(session, ids[start : start + MARK_CHUNK], now=now)
+    return count
 
 
 async def book_welfare_posts(

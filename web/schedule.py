@@ -74,8 +74,18 @@ async def payable_subsidies(
     the default gate, those whose month's assessment has passed."""
     from billing import subsidies
 
-    async with unit_of_work(factory) as session:
-        count = await subsidies.promote_payable(session, now=now, config=config)
+    # Read a month's pending subsidies and their assessments in a read transaction,
+    # then write in short transactions: one long write held SQLite's write lock for
+    # 2 s at Chongqing scale, and for 15–20 s while the server was saturated, so every
+    # write request waited that long (docs/operations.md, "Load test").
+    async with unit_of_work(factory, write=False) as session:
+        ids = await subsidies.payable_ids(session, now=now, config=config)
+    count = 0
+    for start in range(0, len(ids), subsidies.MARK_CHUNK):
+        async with unit_of_work(factory) as session:
+            count += await subsidies.mark_payable(
+                session, ids[start : start + subsidies.MARK_CHUNK], now=now
+            )
     return f"{count} 笔补贴转为待支付" if count else None
 
 

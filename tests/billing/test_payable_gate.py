@@ -4,6 +4,7 @@ done and passed; a failed assessment withholds it; nothing is payable before."""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
@@ -125,3 +126,42 @@ async def test_pending_subsidies_are_promoted_a_page_at_a_time(
         SubsidyStatus.payable,
         SubsidyStatus.payable,
     ]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_the_payable_duty_reads_without_holding_the_write_lock(
+    db_url: str, factory: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At Chongqing scale the duty reads a month's 75,000 pending subsidies; when it did
+    that inside its write transaction, every write request waited for it (15–20 s on a
+    saturated server). Now a writer gets in while it reads, and it still promotes."""
+    from web import schedule
+
+    broker = await make_broker(factory, name="甲经纪")
+    await fund(factory, YUZHONG, "employment_subsidy", 100_000, key="w1", actor=finance())
+    approved = datetime(2026, 3, 10, 2, 0, tzinfo=UTC)
+    await emit_events(factory, ("task.approved", approved_payload(broker, approved_at=approved)))
+    await drain(factory, billing_registry())
+
+    path = db_url.split("///", 1)[1]
+    writer_got_in: list[bool] = []
+    real = subsidies.is_payable
+
+    def is_payable_while_another_writes(*args: Any, **kwargs: Any) -> bool:
+        other = sqlite3.connect(path, timeout=0.2, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+            writer_got_in.append(True)
+        except sqlite3.OperationalError:
+            writer_got_in.append(False)
+        finally:
+            other.close()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(subsidies, "is_payable", is_payable_while_another_writes)
+    later = datetime(2026, 6, 1, tzinfo=UTC)
+    message = await schedule.payable_subsidies(factory, later, config=BillingConfig())
+    assert writer_got_in == [True]
+    assert message == "1 笔补贴转为待支付"
+    assert (await _statuses(factory))[broker] == SubsidyStatus.payable
