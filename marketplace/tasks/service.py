@@ -592,8 +592,8 @@ async def stale_villages(*, session: AsyncSession, period: str) -> dict[str, dic
     hourly duty ran it every hour to find nothing once each village had its task. Now
     it reads nothing when every village has one, and only the villages still without
     one (through the village index) when at most ``STALE_LOOKUP_VILLAGES`` lack it;
-    otherwise the whole register, as before. The duty runs
-    this in a read transaction, so it does not hold SQLite's write lock meanwhile."""
+    otherwise the whole register, as before. The duty runs this in a read
+    transaction, so it does not hold SQLite's write lock meanwhile."""
     start, _ = rules.period_bounds(period)
     stale_before = start - STALE_AFTER
     have = await hr_task_villages(session=session, period=period)
