@@ -340,15 +340,20 @@ async def payable_ids(
 
 async def mark_payable(session: AsyncSession, ids: Sequence[int], *, now: datetime) -> int:
     """``ids`` become payable if they are still pending (one voided or reversed since
-    ``payable_ids`` read it stays as it is); returns how many did."""
-    if not ids:
-        return 0
-    result = await session.execute(
-        update(Subsidy)
-        .where(col(Subsidy.id).in_(ids), col(Subsidy.status) == SubsidyStatus.pending)
-        .values(status=SubsidyStatus.payable, payable_at=now)
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
+    ``payable_ids`` read it stays as it is), ``MARK_CHUNK`` a statement; returns how
+    many did."""
+    count = 0
+    for start in range(0, len(ids), MARK_CHUNK):
+        result = await session.execute(
+            update(Subsidy)
+            .where(
+                col(Subsidy.id).in_(ids[start : start + MARK_CHUNK]),
+                col(Subsidy.status) == SubsidyStatus.pending,
+            )
+            .values(status=SubsidyStatus.payable, payable_at=now)
+        )
+        count += int(getattr(result, "rowcount", 0) or 0)
+    return count
 
 
 async def promote_payable(
@@ -359,11 +364,7 @@ async def promote_payable(
     (``payable_ids`` in a read transaction, ``mark_payable`` in short writes), so that it
     does not hold SQLite's write lock while it reads a month's subsidies."""
     now = now or utcnow()
-    ids = await payable_ids(session, now=now, config=config)
-    count = 0
-    for start in range(0, len(ids), MARK_CHUNK):
-        count += await mark_payable(session, ids[start : start + MARK_CHUNK], now=now)
-    return count
+    return await mark_payable(session, await payable_ids(session, now=now, config=config), now=now)
 
 
 async def book_welfare_posts(
