@@ -11,7 +11,7 @@ from datetime import datetime
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -575,15 +575,22 @@ class Resolved:
     needs_touch: bool
 
 
+# Read on every signed-in request: built once (building it took a third of the look-up).
+_SESSION_WITH_USER = (
+    select(AuthSession, User)
+    .join(User, col(User.id) == col(AuthSession.user_id))
+    .where(
+        col(AuthSession.token_hash) == bindparam("token_hash"),
+        col(AuthSession.kind) == bindparam("kind"),
+    )
+)
+
+
 async def resolve(*, session: AsyncSession, token: str, kind: str) -> Resolved:
     """The user behind a token, if the session is open, unexpired and not idle."""
     now = utcnow()
     row = (
-        await session.execute(
-            select(AuthSession, User)
-            .join(User, col(User.id) == col(AuthSession.user_id))
-            .where(col(AuthSession.token_hash) == hash_token(token), col(AuthSession.kind) == kind)
-        )
+        await session.execute(_SESSION_WITH_USER, {"token_hash": hash_token(token), "kind": kind})
     ).first()
     if row is None:
         raise Unauthenticated("登录已失效，请重新登录")

@@ -13,7 +13,7 @@ import re
 from datetime import date
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, Executable, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
@@ -280,6 +280,9 @@ async def list_jobs(
     ``queue`` is the reviewer's list: waiting for review in their district, flagged
     first, oldest first. ``mine``: the actor's organisation, when the caller has
     looked it up already (``organizations.organization_of``)."""
+    if _own_list(actor, queue=queue, filtered=bool(status or organization_id or region_code)):
+        total, result = await _own_jobs(session, actor, mine, _OWN_ROWS, limit, offset)
+        return ([], 0) if result is None else (list(result.scalars()), total)
     where, order = await _listing(
         session,
         actor,
@@ -308,6 +311,9 @@ async def list_lines(
     mine: Organization | None = None,
 ) -> tuple[list[JobLine], int]:
     """``list_jobs`` for the jobs page: only what its rows show (no records built)."""
+    if _own_list(actor, queue=queue, filtered=bool(status or region_code)):
+        total, result = await _own_jobs(session, actor, mine, _OWN_LINES, limit, offset)
+        return ([], 0) if result is None else ([JobLine(*row) for row in result.all()], total)
     where, order = await _listing(
         session, actor, status=status, region_code=region_code, queue=queue, mine=mine
     )
@@ -316,6 +322,54 @@ async def list_lines(
         select(*LINE_COLUMNS).where(*where).order_by(*order).limit(limit).offset(offset)
     )
     return [JobLine(*row) for row in rows.all()], total
+
+
+# An organisation's own jobs, unfiltered, are what its accounts open on most visits:
+# these statements are built once (docs/operations.md, "Statements built once"). The
+# conditions and the order are ``_listing``'s for an organisation's account.
+_OWN_WHERE = or_(
+    col(Job.organization_id) == bindparam("org_id"), col(Job.agency_id) == bindparam("org_id")
+)
+_OWN_COUNT = select(func.count()).select_from(Job).where(_OWN_WHERE)
+_OWN_ORDER = (col(Job.id) + 0).desc()
+_OWN_ROWS = (
+    select(Job)
+    .where(_OWN_WHERE)
+    .order_by(_OWN_ORDER)
+    .limit(bindparam("limit"))
+    .offset(bindparam("offset"))
+)
+_OWN_LINES = (
+    select(*LINE_COLUMNS)
+    .where(_OWN_WHERE)
+    .order_by(_OWN_ORDER)
+    .limit(bindparam("limit"))
+    .offset(bindparam("offset"))
+)
+
+
+def _own_list(actor: Actor, *, queue: bool, filtered: bool) -> bool:
+    """Whether a listing is an organisation account's own jobs without filters."""
+    return not (queue or filtered or actor.is_system) and actor.role in orgs.ORG_ROLES
+
+
+async def _own_jobs(
+    session: AsyncSession,
+    actor: Actor,
+    mine: Organization | None,
+    page: Executable,
+    limit: int,
+    offset: int,
+) -> tuple[int, Any]:
+    """How many jobs the actor's organisation has, and one page of ``page``'s rows;
+    ``(0, None)`` for an account without an organisation (it has no jobs)."""
+    require(actor, "job.view")
+    org = mine or await orgs.organization_of(session, actor)
+    if org is None:
+        return 0, None
+    params = {"org_id": org.id, "limit": limit, "offset": offset}
+    total = (await session.execute(_OWN_COUNT, params)).scalar_one()
+    return int(total), await session.execute(page, params)
 
 
 async def _listing(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -42,37 +42,38 @@ async def send(
     return note
 
 
+# Every signed-in page shows the unread count, and the home page the newest messages:
+# these statements are built once (docs/operations.md, "Statements built once").
+_UNREAD = (
+    select(func.count())
+    .select_from(Notification)
+    .where(col(Notification.user_id) == bindparam("user_id"), col(Notification.read_at).is_(None))
+)
+_COUNTS = select(
+    func.count(),
+    func.coalesce(func.sum(case((col(Notification.read_at).is_(None), 1), else_=0)), 0),
+).where(col(Notification.user_id) == bindparam("user_id"))
+_RECENT = (
+    select(Notification)
+    .where(col(Notification.user_id) == bindparam("user_id"))
+    .order_by(col(Notification.id).desc())
+    .limit(bindparam("limit"))
+)
+
+
 async def unread_count(*, session: AsyncSession, user_id: int) -> int:
-    return (
-        await session.execute(
-            select(func.count())
-            .select_from(Notification)
-            .where(col(Notification.user_id) == user_id, col(Notification.read_at).is_(None))
-        )
-    ).scalar_one()
+    return (await session.execute(_UNREAD, {"user_id": user_id})).scalar_one()
 
 
 async def counts(*, session: AsyncSession, user_id: int) -> tuple[int, int]:
     """How many messages the user has, and how many of them are unread: one query."""
-    total, unread = (
-        await session.execute(
-            select(
-                func.count(),
-                func.coalesce(func.sum(case((col(Notification.read_at).is_(None), 1), else_=0)), 0),
-            ).where(col(Notification.user_id) == user_id)
-        )
-    ).one()
+    total, unread = (await session.execute(_COUNTS, {"user_id": user_id})).one()
     return int(total), int(unread)
 
 
 async def recent(*, session: AsyncSession, user_id: int, limit: int) -> list[Notification]:
     """The user's newest messages, without counting them (``counts``)."""
-    rows = await session.execute(
-        select(Notification)
-        .where(col(Notification.user_id) == user_id)
-        .order_by(col(Notification.id).desc())
-        .limit(limit)
-    )
+    rows = await session.execute(_RECENT, {"user_id": user_id, "limit": limit})
     return list(rows.scalars())
 
 

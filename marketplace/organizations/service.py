@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, bindparam, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -58,16 +58,20 @@ _LANDLINE = re.compile(r"^0\d{2,3}-?\d{7,8}(-\d{1,6})?$")
 # --- who belongs where -----------------------------------------------------------------
 
 
+# Read on most of an organisation account's requests: built once.
+_ORGANIZATION_OF = (
+    select(Organization)
+    .join(OrganizationMember, col(OrganizationMember.organization_id) == Organization.id)
+    .where(col(OrganizationMember.user_id) == bindparam("user_id"))
+)
+
+
 async def organization_of(session: AsyncSession, actor: Actor) -> Organization | None:
     """The organisation an employer or agency account acts for, if linked."""
     if actor.user_id is None or actor.role not in ORG_ROLES:
         return None
     return (
-        await session.execute(
-            select(Organization)
-            .join(OrganizationMember, col(OrganizationMember.organization_id) == Organization.id)
-            .where(col(OrganizationMember.user_id) == actor.user_id)
-        )
+        await session.execute(_ORGANIZATION_OF, {"user_id": actor.user_id})
     ).scalar_one_or_none()
 
 

@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Select, and_, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -284,31 +285,29 @@ async def bulk_approve(
     return BulkApproveResult(approved=approved, skipped=skipped)
 
 
-async def queue(
-    *, session: AsyncSession, actor: Actor, limit: int, offset: int
-) -> tuple[list[QueueItem], int]:
-    """What waits for this officer, oldest first: the township's first look where its
-    district asks for one, else the district's (or, for the city, any district's) review."""
-    require(actor, "task.review")
-    checked_districts = select(col(DistrictTaskSetting.district_code)).where(
-        col(DistrictTaskSetting.township_check).is_(True)
-    )
+@functools.cache
+def _queue_statements(shape: str) -> tuple[Select[Any], Select[Any]]:
+    """The queue's count and page for one kind of reviewer, built once (an officer
+    opens the queue all day; building them took as long as running them): the
+    township's first look, the district's review, or the city's view of every district.
+    Parameters: ``district``, ``status``, ``region`` (the township), ``limit``, ``offset``."""
     S = TaskSubmission
-    where: list[Any] = []
-    if actor.role == Role.township_officer:
-        district = actor.region_code[:6]
-        if not (await district_setting(session, district)).township_check:
-            return [], 0
+    where: list[Any]
+    if shape == "township":
         where = [
-            col(S.district_code) == district,
-            col(S.status) == SubmissionStatus.pending,
-            col(S.region_code).startswith(actor.region_code),
+            col(S.district_code) == bindparam("district"),
+            col(S.status) == bindparam("status"),
+            col(S.region_code).startswith(bindparam("region")),
         ]
-    elif actor.role == Role.district_admin:
-        township = (await district_setting(session, actor.region_code)).township_check
-        wanted = SubmissionStatus.township_checked if township else SubmissionStatus.pending
-        where = [col(S.district_code) == actor.region_code, col(S.status) == wanted]
+    elif shape == "district":
+        where = [
+            col(S.district_code) == bindparam("district"),
+            col(S.status) == bindparam("status"),
+        ]
     else:
+        checked_districts = select(col(DistrictTaskSetting.district_code)).where(
+            col(DistrictTaskSetting.township_check).is_(True)
+        )
         where = [
             or_(
                 col(S.status) == SubmissionStatus.township_checked,
@@ -318,7 +317,7 @@ async def queue(
                 ),
             )
         ]
-    total = (await session.execute(select(func.count()).select_from(S).where(*where))).scalar_one()
+    total = select(func.count()).select_from(S).where(*where)
     # Only the columns an item shows (whole rows would bring each submission's worker
     # list and build an ORM object per row), with its files and conflicts counted in
     # the same query (by their submission indexes).
@@ -334,29 +333,53 @@ async def queue(
         .where(col(PersonConflict.holding_submission_id) == col(S.id))
         .scalar_subquery()
     )
-    rows = (
-        await session.execute(
-            select(
-                col(S.id),
-                col(S.task_id),
-                col(S.region_code),
-                col(S.broker_id),
-                col(S.quantity),
-                col(S.status),
-                col(S.submitted_at),
-                col(ServiceTask.task_type_code),
-                col(TaskType.name),
-                files.label("files"),
-                conflicts.label("conflicts"),
-            )
-            .join(ServiceTask, col(ServiceTask.id) == col(S.task_id))
-            .join(TaskType, col(TaskType.id) == col(ServiceTask.task_type_id))
-            .where(*where)
-            .order_by(col(S.submitted_at), col(S.id))
-            .limit(limit)
-            .offset(offset)
+    page = (
+        select(
+            col(S.id),
+            col(S.task_id),
+            col(S.region_code),
+            col(S.broker_id),
+            col(S.quantity),
+            col(S.status),
+            col(S.submitted_at),
+            col(ServiceTask.task_type_code),
+            col(TaskType.name),
+            files.label("files"),
+            conflicts.label("conflicts"),
         )
-    ).all()
+        .join(ServiceTask, col(ServiceTask.id) == col(S.task_id))
+        .join(TaskType, col(TaskType.id) == col(ServiceTask.task_type_id))
+        .where(*where)
+        .order_by(col(S.submitted_at), col(S.id))
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+    )
+    return total, page
+
+
+async def queue(
+    *, session: AsyncSession, actor: Actor, limit: int, offset: int
+) -> tuple[list[QueueItem], int]:
+    """What waits for this officer, oldest first: the township's first look where its
+    district asks for one, else the district's (or, for the city, any district's) review."""
+    require(actor, "task.review")
+    params: dict[str, Any] = {"limit": limit, "offset": offset}
+    if actor.role == Role.township_officer:
+        district = actor.region_code[:6]
+        if not (await district_setting(session, district)).township_check:
+            return [], 0
+        shape = "township"
+        params.update(district=district, status=SubmissionStatus.pending, region=actor.region_code)
+    elif actor.role == Role.district_admin:
+        township = (await district_setting(session, actor.region_code)).township_check
+        wanted = SubmissionStatus.township_checked if township else SubmissionStatus.pending
+        shape = "district"
+        params.update(district=actor.region_code, status=wanted)
+    else:
+        shape = "city"
+    count_statement, page_statement = _queue_statements(shape)
+    total = (await session.execute(count_statement, params)).scalar_one()
+    rows = (await session.execute(page_statement, params)).all()
     items = [
         QueueItem(
             submission_id=s.id,

@@ -12,7 +12,7 @@ from datetime import date, datetime
 from types import SimpleNamespace
 from typing import Any, Protocol
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Executable, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -448,6 +448,9 @@ async def list_workers(
 ) -> tuple[list[Worker], int]:
     """Live records in the actor's reach, filtered, by id."""
     reach = await scope.reach(session, actor)
+    if _whole_broker_register(reach, q, village_code, employment_status) and broker_id is None:
+        total, result = await _broker_register(session, reach, _BROKER_ROWS, limit, offset)
+        return list(result.scalars()), total
     where = _filters(reach, q=q, village_code=village_code, employment_status=employment_status)
     if broker_id is not None:
         where.append(col(Worker.broker_id) == broker_id)
@@ -471,12 +474,58 @@ async def list_lines(
 ) -> tuple[list[records.WorkerLine], int]:
     """``list_workers`` for the register page: only what its rows show (no records,
     no certificates decrypted), for a reach the caller has already looked up."""
-    where = _filters(reach, q=q, village_code=village_code, employment_status=employment_status)
-    total, ids = await _page(session, where, limit=limit, offset=offset)
-    rows = await session.execute(
-        select(*records.LINE_COLUMNS).where(col(Worker.id).in_(ids)).order_by(col(Worker.id))
-    )
+    if _whole_broker_register(reach, q, village_code, employment_status):
+        total, rows = await _broker_register(session, reach, _BROKER_LINES, limit, offset)
+    else:
+        where = _filters(reach, q=q, village_code=village_code, employment_status=employment_status)
+        total, ids = await _page(session, where, limit=limit, offset=offset)
+        rows = await session.execute(
+            select(*records.LINE_COLUMNS).where(col(Worker.id).in_(ids)).order_by(col(Worker.id))
+        )
     return [records.line(row, cipher) for row in rows.all()], total
+
+
+# A broker's whole register, unfiltered, is what most of their visits open: its
+# statements are built once (docs/operations.md, "Statements built once"). The same
+# conditions as ``_filters`` gives a broker, with the reach as parameters.
+_BROKER_WHERE = (
+    col(Worker.deleted_at).is_(None),
+    col(Worker.hukou_village_code).in_(bindparam("villages", expanding=True))
+    | (col(Worker.broker_id) == bindparam("broker_id")),
+)
+_BROKER_COUNT = select(func.count()).select_from(Worker).where(*_BROKER_WHERE)
+_BROKER_IDS = (
+    select(col(Worker.id))
+    .where(*_BROKER_WHERE)
+    .order_by(col(Worker.id) + 0)  # as in ``_page``
+    .limit(bindparam("limit"))
+    .offset(bindparam("offset"))
+    .correlate(None)
+)
+_BROKER_ROWS = select(Worker).where(col(Worker.id).in_(_BROKER_IDS)).order_by(col(Worker.id))
+_BROKER_LINES = (
+    select(*records.LINE_COLUMNS).where(col(Worker.id).in_(_BROKER_IDS)).order_by(col(Worker.id))
+)
+
+
+def _whole_broker_register(
+    reach: scope.Reach, q: str | None, village_code: str | None, employment_status: str | None
+) -> bool:
+    return reach.actor.role == Role.broker and not (q or village_code or employment_status)
+
+
+async def _broker_register(
+    session: AsyncSession, reach: scope.Reach, page: Executable, limit: int, offset: int
+) -> tuple[int, Any]:
+    """How many records the broker's reach holds, and one page of ``page``'s rows."""
+    params = {
+        "villages": sorted(reach.villages),
+        "broker_id": reach.broker_id,
+        "limit": limit,
+        "offset": offset,
+    }
+    total = (await session.execute(_BROKER_COUNT, params)).scalar_one()
+    return int(total), await session.execute(page, params)
 
 
 def _filters(
