@@ -8,7 +8,7 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
@@ -38,7 +38,7 @@ from marketplace.tasks.models import (
 )
 from marketplace.workers.models import Worker
 from marketplace.workers.rules import STALE_AFTER
-from marketplace.workers.scope import broker_of, villages_of
+from marketplace.workers.scope import broker_and_villages, villages_of
 
 DEFAULT_CLAIM_LIMIT = 10
 ARREARS_DAYS = 30
@@ -153,10 +153,14 @@ async def update_type(
     return row
 
 
+# Read for every list or view of tasks: built once.
+_TYPES_BY_ID = select(TaskType).where(col(TaskType.id).in_(bindparam("ids", expanding=True)))
+
+
 async def types_by_id(session: AsyncSession, ids: set[int]) -> dict[int, TaskType]:
     if not ids:
         return {}
-    rows = await session.execute(select(TaskType).where(col(TaskType.id).in_(ids)))
+    rows = await session.execute(_TYPES_BY_ID, {"ids": sorted(ids)})
     return {t.id: t for t in rows.scalars() if t.id is not None}
 
 
@@ -349,10 +353,10 @@ async def bulk_publish(
 
 
 async def my_broker(session: AsyncSession, actor: Actor) -> tuple[Broker, frozenset[str]]:
-    broker = await broker_of(session, actor)
+    broker, villages = await broker_and_villages(session, actor)
     if broker is None or broker.status != BrokerStatus.active:
         raise Forbidden("您的经纪人资格未生效或已暂停，不能领取或提交任务")
-    return broker, await villages_of(session, broker)
+    return broker, villages
 
 
 def _near(villages: frozenset[str]) -> list[str]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -66,6 +66,16 @@ class WorkerSearch:
     offset: int = 0
 
 
+# The hits' rows, read on every search: built once (docs/operations.md, "Statements
+# built once").
+_WORKERS_BY_ID = select(Worker).where(col(Worker.id).in_(bindparam("ids", expanding=True)))
+_JOBS_BY_ID = (
+    select(Job, col(Organization.name))
+    .join(Organization, col(Organization.id) == col(Job.organization_id))
+    .where(col(Job.id).in_(bindparam("ids", expanding=True)))
+)
+
+
 async def search_workers(
     *, session: AsyncSession, backend: SearchBackend, actor: Actor, params: WorkerSearch
 ) -> tuple[list[Worker], int]:
@@ -103,12 +113,7 @@ async def search_workers(
     hits = await backend.search(WORKERS, query)
     if not hits.ids:
         return [], hits.total
-    rows = {
-        w.id: w
-        for w in (
-            await session.execute(select(Worker).where(col(Worker.id).in_(hits.ids)))
-        ).scalars()
-    }
+    rows = {w.id: w for w in (await session.execute(_WORKERS_BY_ID, {"ids": hits.ids})).scalars()}
 
     def still_ok(worker: Worker | None) -> bool:
         if worker is None or worker.deleted_at is not None:
@@ -182,13 +187,7 @@ async def search_jobs(
         return [], hits.total
     rows: dict[Any, tuple[Job, str]] = {
         job.id: (job, name)
-        for job, name in (
-            await session.execute(
-                select(Job, col(Organization.name))
-                .join(Organization, col(Organization.id) == col(Job.organization_id))
-                .where(col(Job.id).in_(hits.ids))
-            )
-        ).all()
+        for job, name in (await session.execute(_JOBS_BY_ID, {"ids": hits.ids})).all()
     }
     found = [
         JobHit(job=rows[i][0], organization_name=rows[i][1])
