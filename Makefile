@@ -44,10 +44,12 @@ format: install
 typecheck: install
 	$(BIN)/mypy
 
-## make bench: every bench/bench_*.py; the HTTP load test needs wrk (Debian package,
-## installed here when missing) and py-spy (the bench extra) for --profile
+## make bench: every bench/bench_*.py; the HTTP load test needs wrk and the instruction
+## count valgrind (Debian packages, installed here when missing), and py-spy (the bench
+## extra) for --profile
 bench: install
 	@command -v wrk >/dev/null || { apt-get install -y wrk || sudo apt-get install -y wrk; }
+	@command -v valgrind >/dev/null || { apt-get install -y valgrind || sudo apt-get install -y valgrind; }
 	@test -x $(BIN)/py-spy || $(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python bench/run_all.py
 

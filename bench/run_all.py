@@ -14,7 +14,8 @@ HERE = Path(__file__).resolve().parent
 # Every bench_*.py script here, in name order (each writes its own section of RESULTS.md).
 BENCHMARKS = sorted(path.name for path in HERE.glob("bench_*.py"))
 # Measure the machine, not a database: run once, without --database-url.
-NO_DATABASE = {"bench_baseline.py"}
+# bench_instructions.py counts a process's own instructions: the embedded default only.
+NO_DATABASE = {"bench_baseline.py", "bench_instructions.py"}
 
 
 def main() -> int:
