@@ -14,7 +14,8 @@ database, accounts and request kinds; the writes are left out), and once with no
 Both start the application and send every kind once to warm it up, so the difference
 divided by the number of requests is what one request of the mix costs: the ASGI
 application with its middleware, database and search work, and logging, without
-uvicorn's HTTP parsing or any client.
+uvicorn's HTTP parsing or any client, and without the session touches (written at most
+once a minute a session, so their number would follow the run's length).
 
 It uses the load test's SQLite database (built the first time, under ``--data-dir``),
 appends its figures to bench/RESULTS.md, and needs valgrind (``make bench`` installs
